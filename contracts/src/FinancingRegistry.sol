@@ -64,7 +64,9 @@ contract FinancingRegistry is Ownable2Step {
         if (financingRef == bytes32(0)) revert ZeroFinancingRef();
         _requireFree(fingerprint);
         uint64 since = uint64(block.timestamp);
-        _financings[fingerprint] = Financing(financingRef, bytes32(0), since);
+        Financing storage financing = _financings[fingerprint];
+        financing.financingRef = financingRef; // invoiceFingerprint stays zero: a whole invoice
+        financing.since = since;
         emit Registered(fingerprint, financingRef, since);
     }
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from eth_account import Account
-from eth_typing import ABI, HexStr
+from eth_typing import ABI, ChecksumAddress, HexStr
 from web3 import Web3
 
 ARTIFACTS_DIR = Path(__file__).resolve().parents[3] / "contracts" / "artifacts"
@@ -44,11 +44,14 @@ def load_artifact(name: str) -> Artifact:
     return Artifact(name=name, abi=cast(ABI, data["abi"]), bytecode=HexStr(bytecode))
 
 
-def deploy_contract(w3: Web3, name: str, private_key: str, *args: Any) -> tuple[str, str]:
+def deploy_contract(
+    w3: Web3, name: str, private_key: str, *args: Any
+) -> tuple[ChecksumAddress, HexStr]:
     """Deploys artefact ``name`` with constructor ``args``, signed locally by ``private_key``.
 
-    Waits for the receipt. Returns ``(checksum address, 0x-prefixed transaction hash)``; raises
-    ``DeploymentError`` if the transaction reverted.
+    Waits for the receipt. Returns ``(checksum address, 0x-prefixed transaction hash)`` (both plain
+    ``str`` at run time). Raises web3's ``ContractLogicError`` if the constructor would revert
+    (gas estimation) and ``DeploymentError`` if the mined transaction reverted.
     """
     artifact = load_artifact(name)
     account = Account.from_key(private_key)
@@ -65,4 +68,4 @@ def deploy_contract(w3: Web3, name: str, private_key: str, *args: Any) -> tuple[
     address = receipt.get("contractAddress")
     if receipt["status"] != 1 or address is None:
         raise DeploymentError(f"deployment of {name} reverted in transaction {tx_hash.to_0x_hex()}")
-    return Web3.to_checksum_address(address), tx_hash.to_0x_hex()
+    return Web3.to_checksum_address(address), HexStr(tx_hash.to_0x_hex())

@@ -150,9 +150,7 @@ def deploy(w3: Web3) -> Callable[..., Deployed]:
 
     def _deploy(name: str, *args: Any) -> Deployed:
         address, tx_hash = deploy_contract(w3, name, DEPLOYER_KEY, *args)
-        contract = w3.eth.contract(
-            address=Web3.to_checksum_address(address), abi=load_artifact(name).abi
-        )
+        contract = w3.eth.contract(address=address, abi=load_artifact(name).abi)
         return Deployed(w3, contract, tx_hash)
 
     return _deploy
