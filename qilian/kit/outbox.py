@@ -1,0 +1,204 @@
+"""The transactional outbox: a business change and its event commit in one transaction.
+
+Producers call :func:`emit` inside their transaction. The relay (a worker task) claims undelivered
+rows with ``FOR UPDATE SKIP LOCKED``, publishes them to the broker and leases them for
+``redelivery`` seconds. A consumer built with :func:`consumer` applies its effect and acknowledges
+the row **in the same database transaction**, so the effect happens exactly once even though the
+broker may deliver twice. A row not acknowledged before its lease ends is published again; after
+``max_attempts`` it moves to the dead-letter state (``dead_at``) and shows in metrics.
+The row, not the broker, is the source of truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel
+
+from qilian.kit import ids
+
+log = structlog.get_logger(__name__)
+
+# Which Celery task consumes each topic; the relay sends by name, so no service imports another.
+CONSUMERS: dict[str, str] = {
+    "receivable.event": "ledger.ingest_receivable_event",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class OutboxEvent(SQLModel, table=True):
+    """One event waiting to reach its consumer (table ``platform.outbox``)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL AND dead_at IS NULL"),
+        ),
+        {"schema": "platform"},
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(always=True), primary_key=True)
+    )
+    event_id: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    topic: str = Field(sa_column=Column(String(100), nullable=False))
+    payload: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    created_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    )
+    attempts: int = Field(default=0, nullable=False)
+    next_attempt_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    )
+    published_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    dead_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_error: str | None = Field(default=None, sa_column=Column(String(1000)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Envelope:
+    """What travels through the broker: ids and the payload, JSON only."""
+
+    event_id: str
+    topic: str
+    payload: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Envelope:
+        return cls(event_id=data["event_id"], topic=data["topic"], payload=data["payload"])
+
+
+async def emit(
+    session: AsyncSession, topic: str, payload: dict[str, Any], event_id: str | None = None
+) -> str:
+    """Add an event to the caller's transaction; returns its id. Unknown topics are refused."""
+    if topic not in CONSUMERS:
+        raise ValueError(f"no consumer for topic {topic!r}")
+    event_id = event_id or ids.new_id("evt")
+    await session.execute(
+        insert(OutboxEvent).values(event_id=event_id, topic=topic, payload=payload)
+    )
+    return event_id
+
+
+async def claim(
+    session: AsyncSession, *, limit: int, lease: timedelta, max_attempts: int
+) -> list[Envelope]:
+    """Claim due rows (skipping rows other relays hold) and lease them; the caller commits."""
+    now = utcnow()
+    await session.execute(
+        text(
+            "UPDATE platform.outbox SET dead_at = :now, last_error = coalesce(last_error, "
+            "'no acknowledgement after max attempts') "
+            "WHERE delivered_at IS NULL AND dead_at IS NULL AND attempts >= :max "
+            "AND next_attempt_at <= :now"
+        ),
+        {"now": now, "max": max_attempts},
+    )
+    rows = await session.execute(
+        text(
+            """
+            UPDATE platform.outbox o
+               SET attempts = o.attempts + 1,
+                   next_attempt_at = :now
+                       + (:lease * power(2, least(o.attempts, 6))) * interval '1 second',
+                   published_at = :now
+             WHERE o.id IN (
+                   SELECT id FROM platform.outbox
+                    WHERE delivered_at IS NULL AND dead_at IS NULL AND next_attempt_at <= :now
+                    ORDER BY id
+                    LIMIT :limit
+                    FOR UPDATE SKIP LOCKED)
+            RETURNING o.id, o.event_id, o.topic, o.payload
+            """
+        ),
+        {"now": now, "lease": lease.total_seconds(), "limit": limit},
+    )
+    claimed = sorted(rows.all(), key=lambda row: row.id)
+    return [Envelope(row.event_id, row.topic, row.payload) for row in claimed]
+
+
+async def acknowledge(session: AsyncSession, event_id: str) -> bool:
+    """Mark delivered in the consumer's transaction; False when it was delivered already."""
+    result = await session.execute(
+        text(
+            "UPDATE platform.outbox SET delivered_at = now() "
+            "WHERE event_id = :event_id AND delivered_at IS NULL RETURNING id"
+        ),
+        {"event_id": event_id},
+    )
+    return result.first() is not None
+
+
+async def record_failure(session: AsyncSession, event_id: str, error: str) -> None:
+    await session.execute(
+        text("UPDATE platform.outbox SET last_error = :error WHERE event_id = :event_id"),
+        {"event_id": event_id, "error": error[:1000]},
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OutboxStats:
+    pending: int
+    dead: int
+    oldest_pending_age: float
+
+
+async def stats(session: AsyncSession) -> OutboxStats:
+    row = (
+        await session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE delivered_at IS NULL AND dead_at IS NULL)"
+                " AS pending,"
+                " count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,"
+                " coalesce(extract(epoch FROM now() - min(created_at) FILTER"
+                " (WHERE delivered_at IS NULL AND dead_at IS NULL)), 0) AS age"
+                " FROM platform.outbox"
+            )
+        )
+    ).one()
+    return OutboxStats(int(row.pending), int(row.dead), float(row.age))
+
+
+Handler = Callable[[AsyncSession, Envelope], Awaitable[None]]
+
+
+async def consume(session: AsyncSession, envelope: Envelope, handler: Handler) -> bool:
+    """Apply ``handler`` once: skip it when the row was acknowledged already.
+
+    The row is locked first (``FOR UPDATE``) so two deliveries of one event running at the same time
+    serialise: the second sees the first's acknowledgement and does nothing.
+    """
+    locked = await session.execute(
+        text("SELECT delivered_at FROM platform.outbox WHERE event_id = :event_id FOR UPDATE"),
+        {"event_id": envelope.event_id},
+    )
+    row = locked.first()
+    if row is None:
+        log.warning("outbox_event_unknown", event_id=envelope.event_id)
+        return False
+    if row.delivered_at is not None:
+        return False
+    await handler(session, envelope)
+    await acknowledge(session, envelope.event_id)
+    return True
+
+
+def topics_for(task_names: Sequence[str]) -> list[str]:
+    return [topic for topic, name in CONSUMERS.items() if name in task_names]

@@ -1,0 +1,78 @@
+"""Settings shared by every service: one ``pydantic-settings`` base, read from ``QILIAN_*``.
+
+Defaults work for ``make run`` (development). A secret left at its development default refuses to
+start outside development.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qilian.kit.anvil import DEV_CHAIN_ID, DEV_PRIVATE_KEY
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"  # noqa: S105 - a public development default
+
+
+class Settings(BaseSettings):
+    """What api, ledger, worker and the CLI all read."""
+
+    model_config = SettingsConfigDict(env_prefix="QILIAN_", env_file=None, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    service_name: str = "qilian"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/qilian"
+    database_pool_size: int = 5
+    broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+
+    rpc_url: str = "http://127.0.0.1:8545"
+    chain_id: int = DEV_CHAIN_ID
+    anchorer_private_key: str = DEV_PRIVATE_KEY
+    anchor_address: str | None = Field(
+        default=None, description="ReceivableAnchor address; else the ledger's deployment record"
+    )
+    registry_address: str | None = Field(
+        default=None, description="FinancingRegistry address; else the ledger's deployment record"
+    )
+    var_dir: Path = REPO_ROOT / "var"
+
+    secret_key: str = DEV_SECRET_KEY
+    api_url: str = "http://127.0.0.1:8000"
+    ledger_url: str = "http://127.0.0.1:8001"
+
+    # outbox relay
+    outbox_batch_size: int = 100
+    outbox_redelivery_seconds: float = 30.0
+    outbox_max_attempts: int = 20
+    relay_interval_seconds: float = 1.0
+
+    @model_validator(mode="after")
+    def _refuse_dev_secrets_outside_development(self) -> Self:
+        if self.env == "production":
+            if self.secret_key == DEV_SECRET_KEY:
+                raise ValueError("QILIAN_SECRET_KEY is the development default; set a real secret")
+            if self.anchorer_private_key == DEV_PRIVATE_KEY:
+                raise ValueError(
+                    "QILIAN_ANCHORER_PRIVATE_KEY is anvil's public development key; set a real key"
+                )
+        return self
+
+    def contract_address(self, name: str) -> str | None:
+        """An explicitly configured contract address (production pins them)."""
+        return {
+            "ReceivableAnchor": self.anchor_address,
+            "FinancingRegistry": self.registry_address,
+        }.get(name)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,107 @@
+"""Background-task plumbing shared by every service's ``tasks.py``.
+
+Tasks are declared with :func:`celery.shared_task` so a service never imports the worker; the
+worker's Celery app includes the task modules by name. Async work runs on one event loop per worker
+process (the database engine lives on it), in one transaction per task. Retries back off
+exponentially with jitter; a task that exhausts them is logged and counted as ``dead``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import structlog
+from celery import Task, shared_task
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from qilian.kit import db, outbox
+from qilian.kit.metrics import TASKS
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+_loop: asyncio.AbstractEventLoop | None = None
+
+# Transient failures worth a retry: connection trouble with the database, broker or chain.
+TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
+try:  # the database driver's transient errors
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    TRANSIENT = (*TRANSIENT, OperationalError, DBAPIError)
+except ImportError:  # pragma: no cover
+    pass
+
+RETRY_POLICY: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT,
+    "retry_backoff": 1,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on this process's loop (created lazily, after any fork)."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop.run_until_complete(coro)
+
+
+def reset_after_fork() -> None:
+    """Forget the parent's loop and engine in a freshly forked worker process."""
+    global _loop
+    _loop = None
+    db._engine, db._sessionmaker = None, None
+
+
+class QilianTask(Task[Any, Any]):
+    """Counts outcomes; logs the final failure so it is visible (the dead-letter state)."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        TASKS.labels(self.name, "ok").inc()
+
+    def on_retry(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        TASKS.labels(self.name, "retry").inc()
+        log.warning("task_retry", task=self.name, task_id=task_id, error=repr(exc))
+
+    def on_failure(
+        self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
+    ) -> None:
+        TASKS.labels(self.name, "dead").inc()
+        log.error("task_dead", task=self.name, task_id=task_id, error=repr(exc))
+
+
+def task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """A shared task with the platform's retry policy."""
+    return shared_task(name=name, base=QilianTask, **{**RETRY_POLICY, **options})
+
+
+def outbox_consumer(topic: str) -> Callable[[outbox.Handler], Any]:
+    """Declare the consumer of an outbox topic: effect and acknowledgement in one transaction."""
+    name = outbox.CONSUMERS[topic]
+
+    def decorate(handler: outbox.Handler) -> Any:
+        async def run(envelope: outbox.Envelope) -> bool:
+            async with db.transaction() as session:
+                return await outbox.consume(session, envelope, handler)
+
+        @task(name)
+        def consume(envelope: dict[str, Any]) -> bool:
+            return run_async(run(outbox.Envelope.from_json(envelope)))
+
+        consume.handler = handler
+        return consume
+
+    return decorate
+
+
+async def in_transaction(work: Callable[[AsyncSession], Coroutine[Any, Any, T]]) -> T:
+    async with db.transaction() as session:
+        return await work(session)

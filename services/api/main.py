@@ -1,0 +1,30 @@
+"""The public API service (``/v1``) and, later, the web pages. Default port 8000."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from qilian.kit.app import create_service_app
+from qilian.kit.health import broker_check, chain_check, check_database
+from qilian.kit.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    return create_service_app(
+        service="api",
+        title="Qilian SCF API",
+        description=(
+            "Supply-chain-finance receivables: invoices, confirmation (确权), vouchers, financing. "
+            "Errors are RFC 9457 problem+json."
+        ),
+        settings=settings,
+        checks={
+            "database": check_database,
+            "broker": broker_check(settings),
+            "chain": chain_check(settings),
+        },
+    )
+
+
+app = create_app()

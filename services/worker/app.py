@@ -1,0 +1,63 @@
+"""The Celery application: worker and beat for every service's background jobs.
+
+Tasks that must not be lost are acknowledged late, rejected back to the queue when a worker dies,
+and fetched one at a time. Messages are JSON. Each service declares its tasks in its own
+``tasks.py`` with ``shared_task``; this app loads them by module name so no service imports
+another. The outbox relay runs here, driven by beat.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import setup_logging, worker_process_init
+
+from qilian.kit.logging import configure_logging
+from qilian.kit.settings import get_settings
+from qilian.kit.tasks import reset_after_fork
+
+TASK_MODULES = [
+    "services.worker.relay",
+    "services.ledger.ingest.tasks",
+]
+
+
+def create_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("qilian", broker=settings.broker_url, include=TASK_MODULES)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule={
+            "outbox-relay": {
+                "task": "outbox.relay",
+                "schedule": settings.relay_interval_seconds,
+                "options": {"expires": max(settings.relay_interval_seconds * 5, 5.0)},
+            },
+        },
+    )
+    return app
+
+
+app = create_celery()
+
+
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    settings = get_settings()
+    configure_logging("worker", settings.log_level, settings.log_json)
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    reset_after_fork()
