@@ -15,7 +15,9 @@ from web3 import Web3
 from qilian.kit.anvil import DEV_PRIVATE_KEY, Anvil
 from services.ledger.chain.artifacts import deploy_contract, load_artifact
 
-# anvil's second default account (public): the operator rotated in at the end.
+# anvil's second default account (a public development key): the operator rotated in and the
+# owner that ownership is handed to at the end.
+OTHER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 OTHER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 REPAID = 1
 
@@ -25,7 +27,7 @@ def h(text: str) -> bytes:
 
 
 class Bench:
-    """Sends transactions from the dev key and records each receipt's gasUsed."""
+    """Sends signed transactions and records each receipt's gasUsed."""
 
     def __init__(self, w3: Web3) -> None:
         self.w3 = w3
@@ -39,8 +41,10 @@ class Bench:
         self.names[address] = name
         return self.w3.eth.contract(address=address, abi=load_artifact(name).abi)
 
-    def measure(self, contract: Any, case: str, fn: str, *args: Any) -> None:
-        account = Account.from_key(DEV_PRIVATE_KEY)
+    def measure(
+        self, contract: Any, case: str, fn: str, *args: Any, key: str = DEV_PRIVATE_KEY
+    ) -> None:
+        account = Account.from_key(key)
         tx = getattr(contract.functions, fn)(*args).build_transaction(
             {
                 "from": account.address,
@@ -66,6 +70,7 @@ def run(w3: Web3) -> list[tuple[str, str, str, int]]:
         root = h(f"root {batch_id}")
         bench.measure(anchor, "later batches (ids 3–9)", "anchorRoot", batch_id, root, batch_id)
     bench.measure(anchor, "rotate the anchorer", "setAnchorer", OTHER)
+    hand_over(bench, anchor)
 
     registry = bench.deploy("FinancingRegistry", dev)
     invoice, part_1, part_2 = h("invoice"), h("part 1"), h("part 2")
@@ -78,7 +83,15 @@ def run(w3: Web3) -> list[tuple[str, str, str, int]]:
     bench.measure(registry, "a part, others still active", "release", part_1, h("ref 3"), REPAID)
     bench.measure(registry, "the last active part", "release", part_2, h("ref 4"), REPAID)
     bench.measure(registry, "rotate the registrar", "setRegistrar", OTHER)
+    hand_over(bench, registry)
     return bench.rows
+
+
+def hand_over(bench: Bench, contract: Any) -> None:
+    """The inherited Ownable2Step moves: hand ownership to OTHER, who then renounces it."""
+    bench.measure(contract, "start the hand-over", "transferOwnership", OTHER)
+    bench.measure(contract, "new owner accepts", "acceptOwnership", key=OTHER_KEY)
+    bench.measure(contract, "freeze the operator", "renounceOwnership", key=OTHER_KEY)
 
 
 def table(rows: list[tuple[str, str, str, int]]) -> str:
