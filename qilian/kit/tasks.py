@@ -88,13 +88,26 @@ def outbox_consumer(topic: str) -> Callable[[outbox.Handler], Any]:
     name = outbox.CONSUMERS[topic]
 
     def decorate(handler: outbox.Handler) -> Any:
-        async def run(envelope: outbox.Envelope) -> bool:
-            async with db.transaction() as session:
-                return await outbox.consume(session, envelope, handler)
+        async def run(envelopes: list[outbox.Envelope]) -> int:
+            applied = 0
+            for envelope in envelopes:
+                try:
+                    async with db.transaction() as session:
+                        applied += await outbox.consume(session, envelope, handler)
+                except TRANSIENT:
+                    raise  # the whole message is retried; done events are skipped then
+                except Exception as exc:
+                    # a bad event must not block the others: the relay redelivers it after its
+                    # lease, and after max attempts it is dead-lettered with this error
+                    log.exception("outbox_event_failed", event_id=envelope.event_id, topic=topic)
+                    async with db.transaction() as session:
+                        await outbox.record_failure(session, envelope.event_id, repr(exc))
+            return applied
 
         @task(name)
-        def consume(envelope: dict[str, Any]) -> bool:
-            return run_async(run(outbox.Envelope.from_json(envelope)))
+        def consume(envelopes: list[dict[str, Any]]) -> int:
+            """Apply a batch of events; each in its own transaction with its acknowledgement."""
+            return run_async(run([outbox.Envelope.from_json(e) for e in envelopes]))
 
         consume.handler = handler
         return consume

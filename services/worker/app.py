@@ -25,6 +25,12 @@ TASK_MODULES = [
 
 def create_celery() -> Celery:
     settings = get_settings()
+    if settings.broker_url.startswith("sqla+"):
+        # kombu's SQLAlchemy transport (the embedded broker) polls every second by default, and
+        # hands its transport options to create_engine, so the interval is set on the class
+        from kombu.transport.sqlalchemy import Transport
+
+        Transport.polling_interval = 0.1
     app = Celery("qilian", broker=settings.broker_url, include=TASK_MODULES)
     app.conf.update(
         task_serializer="json",
@@ -36,6 +42,7 @@ def create_celery() -> Celery:
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+
         timezone="UTC",
         enable_utc=True,
         beat_schedule={
