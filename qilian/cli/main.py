@@ -41,7 +41,7 @@ def migrate_database(database_url: str | None = None) -> None:
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
     config.attributes["database_url"] = database_url or get_settings().database_url
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
 
 
 async def _deploy(settings: Settings) -> dict[str, str]:

@@ -3,6 +3,7 @@ PostgreSQL and broker and on an anvil of their own (the tests stop and restart i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,7 +49,10 @@ class Process:
     def start(self) -> None:
         with open(self.log, "ab") as out:
             self.popen = subprocess.Popen(
-                self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                self.command,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
 
@@ -59,10 +63,8 @@ class Process:
     def kill(self) -> None:
         """SIGKILL the whole process group (a Celery worker and its pool children)."""
         if self.popen is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.popen.wait()
 
     def stop(self) -> None:
@@ -82,11 +84,15 @@ class Stack:
     processes: dict[str, Process] = field(default_factory=dict)
 
     def ready(self) -> bool:
-        return status(f"{self.api_url}/readyz") == 200 and status(f"{self.ledger_url}/readyz") == 200
+        return (
+            status(f"{self.api_url}/readyz") == 200 and status(f"{self.ledger_url}/readyz") == 200
+        )
 
 
 @pytest.fixture(scope="session")
-def stack(migrated: Infra, anvil: Anvil, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    migrated: Infra, anvil: Anvil, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("stack-logs")
     # the stack's chain: a copy of the session chain's contracts is not needed — it gets its own
     # anvil with a state file, and the ledger is pointed at the session deployment's addresses by
@@ -104,7 +110,9 @@ def stack(migrated: Infra, anvil: Anvil, tmp_path_factory: pytest.TempPathFactor
         "QILIAN_RELAY_INTERVAL_SECONDS": "0.5",
         "PYTHONUNBUFFERED": "1",
     }
-    subprocess.run([str(BIN / "qilian"), "deploy-contracts"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [str(BIN / "qilian"), "deploy-contracts"], env=env, check=True, capture_output=True
+    )
     uvicorn = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--no-access-log"]
     celery = [str(BIN / "celery"), "-A", "services.worker.app"]
     stack = Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ledger_port}", chain)

@@ -9,8 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from migrations.models import include_name
-from migrations.models import metadata
+from migrations.models import include_name, metadata
 from qilian.cli.main import migrate_database
 from qilian.kit.db import create_engine
 from qilian.kit.settings import get_settings

@@ -30,10 +30,14 @@ async def count(sql: str) -> int:
 async def test_event_is_written_only_when_its_transaction_commits():
     async with db.transaction() as session:
         await outbox.emit(session, "receivable.event", {"n": 1})
-    with pytest.raises(RuntimeError):
+
+    async def failing_change() -> None:
         async with db.transaction() as session:
             await outbox.emit(session, "receivable.event", {"n": 2})
             raise RuntimeError("business rule failed after the change")
+
+    with pytest.raises(RuntimeError):
+        await failing_change()
     assert await count("SELECT count(*) FROM platform.outbox") == 1
 
 
