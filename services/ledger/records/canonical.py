@@ -52,6 +52,14 @@ def _identifier(value: str) -> str:
     return value
 
 
+def _event_id(value: str) -> str:
+    # `cast keccak` reads text starting with 0x as hex bytes; refusing such ids keeps the
+    # documented `cast keccak "<event_id>"` equal to entry_id for every record.
+    if value[:2].lower() == "0x":
+        raise ValueError("an event_id must not start with 0x")
+    return value
+
+
 def _event_type(value: str) -> str:
     if _EVENT_TYPE_RE.fullmatch(value) is None:
         raise ValueError("expected lower_snake_case, e.g. 'created' or 'offer_accepted'")
@@ -134,6 +142,7 @@ Hex32 = Annotated[str, AfterValidator(_hex32)]
 """``0x`` + 64 lowercase hex digits."""
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
+EventId = Annotated[str, AfterValidator(_identifier), AfterValidator(_event_id)]
 EventType = Annotated[str, AfterValidator(_event_type)]
 Timestamp = Annotated[str, BeforeValidator(_timestamp_input), AfterValidator(_timestamp)]
 JsonObject = Annotated[dict[str, Any], AfterValidator(_json_object)]
@@ -156,7 +165,7 @@ class ReceivableEventRecord(BaseModel):
     )
 
     record_schema: Literal["qilian.receivable-event/1"] = Field(default=SCHEMA, alias="schema")
-    event_id: Identifier
+    event_id: EventId
     receivable_id: Identifier
     seq: Annotated[int, Field(ge=1, le=MAX_SAFE_INTEGER)]
     type: EventType

@@ -242,6 +242,8 @@ def test_changing_any_single_hex_digit_of_a_bundle_hash_fails_verification(data)
         *(f"proof{i}" for i in range(len(bundle["proof"]))),
     ]
     field = data.draw(st.sampled_from(fields))
+    holder: Any
+    key: Any
     if field == "salt":
         holder, key = bundle["record"], "salt"
     elif field.startswith("proof"):

@@ -271,6 +271,11 @@ def test_identifiers_are_short_ascii_tokens(field, value):
     refused(**{field: value})
 
 
+@pytest.mark.parametrize("value", ["0x1234", "0Xabc"])
+def test_event_id_may_not_look_like_hex_to_cast(value):
+    assert "must not start with 0x" in refused(event_id=value)
+
+
 @pytest.mark.parametrize("value", ["Created", "offer-accepted", "1st", "", "a" * 65])
 def test_event_type_is_lower_snake_case(value):
     refused(type=value)

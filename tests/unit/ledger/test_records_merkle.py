@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -232,13 +233,13 @@ def test_dump_has_exactly_the_standard_v1_shape():
     assert all(list(value) == ["value", "treeIndex"] for value in dump["values"])
 
 
-def corrupted(mutate) -> dict:
+def corrupted(mutate) -> dict[str, Any]:
     dump = copy.deepcopy(merkle.build(fixed_values(6)).dump())
     mutate(dump)
     return dump
 
 
-def _swap_leaves(dump: dict) -> None:
+def _swap_leaves(dump: dict[str, Any]) -> None:
     tree, values = dump["tree"], dump["values"]
     a, b = values[0]["treeIndex"], values[1]["treeIndex"]
     tree[a], tree[b] = tree[b], tree[a]
