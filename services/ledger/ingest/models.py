@@ -22,3 +22,5 @@ class InboxEvent(SQLModel, table=True):
     received_at: datetime = Field(
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     )
+    processed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    error: str | None = Field(default=None, sa_column=Column(String(1000)))
