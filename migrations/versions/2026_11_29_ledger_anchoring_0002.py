@@ -104,9 +104,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("receivable_id", "seq", name="uq_records_receivable_id_seq"),
         schema="ledger",
     )
-    op.create_index(
-        "ix_records_batch_id", "records", ["batch_id"], unique=False, schema="ledger"
-    )
+    op.create_index("ix_records_batch_id", "records", ["batch_id"], unique=False, schema="ledger")
     op.create_index(
         "ix_records_unbatched",
         "records",

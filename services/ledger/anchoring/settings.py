@@ -1,8 +1,8 @@
 """Settings of the anchoring pipeline, on top of the shared :class:`~qilian.kit.settings.Settings`.
 
 Read from ``QILIAN_*`` like the rest. Service functions take a plain ``Settings`` (tests pass a
-``model_copy`` pointing at their own chain) and widen it with :func:`anchoring_settings`, which keeps
-every value of the given settings and reads only the anchoring fields from the environment.
+``model_copy`` pointing at their own chain) and widen it with :func:`anchoring_settings`, which
+keeps every value of the given settings and reads only the anchoring fields from the environment.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class AnchoringSettings(Settings):
     records_per_pass: int = Field(default=1000, ge=1)
     finality: Literal["depth", "finalized"] = Field(
         default="depth",
-        description="'depth': final after `confirmations` blocks; 'finalized': at the finalized tag",
+        description="depth: after `confirmations` blocks; finalized: by the finalized tag",
     )
     confirmations: int = Field(default=2, ge=1, description="blocks including the anchoring one")
     anchoring_interval_seconds: float = Field(default=1.0, gt=0)
@@ -46,4 +46,3 @@ def anchoring_settings(settings: Settings) -> AnchoringSettings:
     if isinstance(settings, AnchoringSettings):
         return settings
     return AnchoringSettings(**settings.model_dump())
-
