@@ -42,7 +42,6 @@ def create_celery() -> Celery:
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-
         timezone="UTC",
         enable_utc=True,
         beat_schedule={
