@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from qilian.kit import db
 from services.ledger.anchoring import service
@@ -11,7 +12,7 @@ from services.ledger.records.keccak import from_hex, to_hex
 from tests.integration.ledger.conftest import base_settings, feed_receivables, rows
 
 
-async def build_and_close(**update) -> list[int]:
+async def build_and_close(**update: Any) -> list[int]:
     settings = base_settings(**update)
     async with db.transaction() as session:
         await service.build_records(session, settings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from qilian.kit import db
 from services.ledger.anchoring import service
 from services.ledger.records.canonical import ReceivableEventRecord, entry_id, record_hash
@@ -9,7 +11,7 @@ from services.ledger.records.keccak import to_hex
 from tests.integration.ledger.conftest import base_settings, event_payload, feed, new_id, rows
 
 
-async def build(**update):
+async def build(**update: Any) -> service.RecordsOutcome:
     async with db.transaction() as session:
         return await service.build_records(session, base_settings(**update))
 
