@@ -20,6 +20,7 @@ from qilian.kit.tasks import reset_after_fork
 TASK_MODULES = [
     "services.worker.relay",
     "services.ledger.ingest.tasks",
+    "services.ledger.anchoring.tasks",
 ]
 
 
@@ -49,6 +50,18 @@ def create_celery() -> Celery:
                 "task": "outbox.relay",
                 "schedule": settings.relay_interval_seconds,
                 "options": {"expires": max(settings.relay_interval_seconds * 5, 5.0)},
+            },
+            # ledger anchoring: records → batches → anchorRoot → finality (by name: the worker
+            # imports no service; the intervals are the ledger's documented defaults)
+            "ledger-anchoring": {
+                "task": "ledger.anchoring.tick",
+                "schedule": 1.0,
+                "options": {"expires": 5.0},
+            },
+            "ledger-reconcile": {
+                "task": "ledger.anchoring.reconcile",
+                "schedule": 60.0,
+                "options": {"expires": 60.0},
             },
         },
     )
