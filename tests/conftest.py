@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -57,7 +59,7 @@ def drop_database(admin_url: str, name: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_server() -> Iterator[str]:
     """A maintenance URL (asyncpg flavour) of the server the session uses."""
     configured = os.environ.get("QILIAN_TEST_DATABASE_URL")
     if configured:
@@ -66,11 +68,14 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     from qilian.cli import embedded
 
-    pg = embedded.start(tmp_path_factory.mktemp("pg") / "data")
+    # not under pytest's basetemp: a concurrent pytest run may rotate that away
+    root = Path(tempfile.mkdtemp(prefix="qilian-test-pg-"))
+    pg = embedded.start(root / "data")
     try:
         yield pg.url("postgres")
     finally:
         pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

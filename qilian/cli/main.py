@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from qilian.kit import db
+from qilian.kit import db, outbox
 from qilian.kit.anvil import Anvil, rpc_ready
 from qilian.kit.settings import REPO_ROOT, Settings, get_settings
 
@@ -74,6 +74,34 @@ async def _seed(settings: Settings, credentials: Path, contracts: dict[str, str]
         },
     )
     return len(organizations)
+
+
+outbox_app = typer.Typer(help="Inspect and repair the transactional outbox.", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+async def _outbox(requeue: bool) -> tuple[outbox.OutboxStats, int]:
+    try:
+        async with db.transaction() as session:
+            requeued = await outbox.requeue_dead(session) if requeue else 0
+            return await outbox.stats(session), requeued
+    finally:
+        await db.dispose_engine()
+
+
+@outbox_app.command("status")
+def outbox_status() -> None:
+    """Pending events, dead letters and the age of the oldest pending event."""
+    stats, _ = asyncio.run(_outbox(requeue=False))
+    age = stats.oldest_pending_age
+    typer.echo(f"pending {stats.pending}  dead {stats.dead}  oldest pending {age:.1f}s")
+
+
+@outbox_app.command("requeue-dead")
+def outbox_requeue_dead() -> None:
+    """Send dead-lettered events again (once the consumer is fixed)."""
+    stats, requeued = asyncio.run(_outbox(requeue=True))
+    typer.echo(f"requeued {requeued}; pending {stats.pending}")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -41,9 +42,23 @@ class MetricsMiddleware(BaseHTTPMiddleware):
         return response
 
 
+async def refresh_outbox_gauges() -> None:
+    """Read the outbox's depth, lag and dead letters at scrape time (any replica can answer)."""
+    from qilian.kit import db, outbox
+
+    async with db.transaction() as session:
+        stats = await outbox.stats(session)
+    OUTBOX_PENDING.set(stats.pending)
+    OUTBOX_DEAD.set(stats.dead)
+    OUTBOX_LAG.set(stats.oldest_pending_age)
+
+
 def install_metrics(app: FastAPI, service: str) -> None:
     app.add_middleware(MetricsMiddleware, service=service)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        # a scrape must answer even while the database is down
+        with contextlib.suppress(Exception):
+            await refresh_outbox_gauges()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

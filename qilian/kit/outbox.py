@@ -200,5 +200,16 @@ async def consume(session: AsyncSession, envelope: Envelope, handler: Handler) -
     return True
 
 
+async def requeue_dead(session: AsyncSession) -> int:
+    """Give dead-lettered events a fresh set of attempts (after the cause was fixed)."""
+    result = await session.execute(
+        text(
+            "UPDATE platform.outbox SET dead_at = NULL, attempts = 0, next_attempt_at = now() "
+            "WHERE dead_at IS NOT NULL AND delivered_at IS NULL"
+        )
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 def topics_for(task_names: Sequence[str]) -> list[str]:
     return [topic for topic, name in CONSUMERS.items() if name in task_names]

@@ -4,9 +4,11 @@ and a second run finds the data of the first."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -67,7 +69,16 @@ def stop(process: subprocess.Popen[bytes], children: list[psutil.Process]) -> No
     assert alive == [], f"left behind: {[p.pid for p in alive]}"
 
 
-def test_up_serves_everything_stops_cleanly_and_resumes_with_its_data(tmp_path):
+@pytest.fixture
+def own_dir():
+    """A directory outside pytest's basetemp, which a concurrent pytest run may rotate away."""
+    path = Path(tempfile.mkdtemp(prefix="qilian-up-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_up_serves_everything_stops_cleanly_and_resumes_with_its_data(own_dir):
+    tmp_path = own_dir
     var_dir = tmp_path / "var"
     ports = {"api": free_port(), "ledger": free_port(), "rpc": free_port()}
     log = tmp_path / "up.log"

@@ -111,3 +111,20 @@ async def test_unacknowledged_event_goes_dead_after_max_attempts():
         assert await outbox.claim(session, limit=10, lease=LEASE, max_attempts=3) == []
         stats = await outbox.stats(session)
     assert (stats.pending, stats.dead) == (0, 1)
+
+
+async def test_dead_letters_can_be_requeued_and_metrics_show_them():
+    from qilian.kit.metrics import OUTBOX_DEAD, refresh_outbox_gauges
+
+    async with db.transaction() as session:
+        await outbox.emit(session, "receivable.event", {"n": 1})
+        await session.execute(text("UPDATE platform.outbox SET dead_at = now(), attempts = 9"))
+    await refresh_outbox_gauges()
+    assert OUTBOX_DEAD._value.get() == 1
+    async with db.transaction() as session:
+        assert await outbox.requeue_dead(session) == 1
+    async with db.transaction() as session:
+        claimed = await outbox.claim(session, limit=10, lease=LEASE, max_attempts=3)
+    assert len(claimed) == 1
+    await refresh_outbox_gauges()
+    assert OUTBOX_DEAD._value.get() == 0
