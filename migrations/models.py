@@ -4,6 +4,8 @@ from typing import Any
 
 from qilian.kit import outbox  # noqa: F401
 from qilian.kit.db import SCHEMAS, metadata
+from services.api.audit import models as _audit  # noqa: F401
+from services.api.auth import models as _auth  # noqa: F401
 from services.api.organizations import models as _organizations  # noqa: F401
 from services.ledger.anchoring import models as _anchoring  # noqa: F401
 from services.ledger.deployments import models as _deployments  # noqa: F401

@@ -7,11 +7,12 @@ from fastapi import FastAPI
 from qilian.kit.app import create_service_app
 from qilian.kit.health import broker_check, chain_check, check_database
 from qilian.kit.settings import Settings, get_settings
+from services.api import auth
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    return create_service_app(
+    app = create_service_app(
         service="api",
         title="Qilian SCF API",
         description=(
@@ -25,6 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "chain": chain_check(settings),
         },
     )
+    auth.install(app, settings)  # identity, directory, audit log, idempotency
+    return app
 
 
 app = create_app()

@@ -1,0 +1,220 @@
+"""``Idempotency-Key`` for every POST/PUT/PATCH/DELETE: one effect, one response.
+
+An ASGI middleware, so no endpoint has to remember it. For a write carrying the header it
+resolves the caller's principal (keys are scoped per principal) and claims
+``(principal, key)`` in ``platform.idempotency_keys`` in its own transaction:
+
+- a new key runs the request and stores its response (body encrypted at rest: it may hold a
+  secret shown once) — except 429 and 5xx, after which the key is released for a retry;
+- the same key and the same request again returns the stored response (``Idempotent-Replayed``);
+- the same key with a different request is 422; the same key while the first still runs is 409.
+Requests without valid credentials pass through (the endpoint answers 401).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from qilian.kit import db
+from qilian.kit.errors import Conflict, InvalidInput, QilianError, problem_response
+from services.api.auth import keys
+from services.api.auth.dependencies import auth_settings, platform_settings, resolve
+from services.api.auth.models import IdempotencyRecord, Principal
+
+HEADER = "idempotency-key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_KEPT_HEADERS = ("content-type", "location", "cache-control")
+
+
+def request_hash(method: str, path: str, query: bytes, body: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query, body):
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        key = Headers(scope=scope).get(HEADER)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if not 1 <= len(key) <= 255 or not key.isprintable():
+            problem = InvalidInput("Idempotency-Key must be 1 to 255 printable characters")
+            await problem_response(problem.to_problem(request.url.path))(scope, receive, send)
+            return
+        body = await request.body()
+        replay_receive = _replaying(body, receive)
+        principal = await self._principal(request)
+        if principal is None:
+            await self.app(scope, replay_receive, send)
+            return
+        fingerprint = request_hash(scope["method"], request.url.path, scope["query_string"], body)
+        try:
+            stored = await self._claim(request, principal.key(), key, fingerprint)
+        except QilianError as problem:
+            await problem_response(problem.to_problem(request.url.path))(scope, receive, send)
+            return
+        if stored is not None:
+            await stored(scope, receive, send)
+            return
+        await self._run_and_store(scope, replay_receive, send, request, principal.key(), key)
+
+    async def _principal(self, request: Request) -> Principal | None:
+        try:
+            async with db.transaction() as session:
+                return await resolve(session, request, auth_settings(request))
+        except QilianError:
+            return None
+
+    async def _claim(
+        self, request: Request, principal: str, key: str, fingerprint: str
+    ) -> Response | None:
+        """None when this request now owns the key; else the stored response, or 409/422."""
+        hours = auth_settings(request).idempotency_hours
+        now = datetime.now(UTC)
+        async with db.transaction() as session:
+            inserted = await session.execute(
+                insert(IdempotencyRecord)
+                .values(
+                    principal=principal,
+                    key=key,
+                    request_hash=fingerprint,
+                    method=request.method,
+                    path=request.url.path,
+                    created_at=now,
+                )
+                .on_conflict_do_nothing()
+                .returning(col(IdempotencyRecord.key))
+            )
+            if inserted.scalar_one_or_none() is not None:
+                return None
+            record = (
+                await session.execute(
+                    select(IdempotencyRecord)
+                    .where(
+                        col(IdempotencyRecord.principal) == principal,
+                        col(IdempotencyRecord.key) == key,
+                    )
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if record is None or (
+                record.created_at is not None and record.created_at < now - timedelta(hours=hours)
+            ):
+                # expired (or released meanwhile): this request takes the key over
+                await session.execute(
+                    delete(IdempotencyRecord).where(
+                        col(IdempotencyRecord.principal) == principal,
+                        col(IdempotencyRecord.key) == key,
+                    )
+                )
+                await session.execute(
+                    insert(IdempotencyRecord).values(
+                        principal=principal,
+                        key=key,
+                        request_hash=fingerprint,
+                        method=request.method,
+                        path=request.url.path,
+                        created_at=now,
+                    )
+                )
+                return None
+            if record.request_hash != fingerprint:
+                raise InvalidInput(
+                    "this Idempotency-Key was used with a different request",
+                    extra={"idempotency_key": key},
+                )
+            if record.completed_at is None or record.response_body is None:
+                raise Conflict(
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                    extra={"idempotency_key": key},
+                )
+            secret = platform_settings(request).secret_key
+            content = keys.unseal(
+                secret, b"idempotency", record.response_body, _associated(principal, key)
+            )
+            headers: dict[str, Any] = dict(record.response_headers or {})
+            headers[REPLAYED_HEADER] = "true"
+            return Response(content, status_code=record.status_code or 200, headers=headers)
+
+    async def _run_and_store(
+        self, scope: Scope, receive: Receive, send: Send, request: Request, principal: str, key: str
+    ) -> None:
+        status = 500
+        kept: dict[str, str] = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                for name, value in Headers(raw=message.get("headers", [])).items():
+                    if name.lower() in _KEPT_HEADERS:
+                        kept[name.lower()] = value
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        where = (col(IdempotencyRecord.principal) == principal, col(IdempotencyRecord.key) == key)
+        try:
+            await self.app(scope, receive, capture)
+        except BaseException:
+            async with db.transaction() as session:
+                await session.execute(delete(IdempotencyRecord).where(*where))
+            raise
+        async with db.transaction() as session:
+            if status == 429 or status >= 500:
+                await session.execute(delete(IdempotencyRecord).where(*where))
+                return
+            sealed = keys.seal(
+                platform_settings(request).secret_key,
+                b"idempotency",
+                b"".join(chunks),
+                _associated(principal, key),
+            )
+            await session.execute(
+                update(IdempotencyRecord)
+                .where(*where)
+                .values(
+                    status_code=status,
+                    response_headers=kept,
+                    response_body=sealed,
+                    completed_at=datetime.now(UTC),
+                )
+            )
+
+
+def _associated(principal: str, key: str) -> bytes:
+    return f"{principal}\n{key}".encode()
+
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
