@@ -25,8 +25,6 @@ class AnchoringSettings(Settings):
         description="depth: after `confirmations` blocks; finalized: by the finalized tag",
     )
     confirmations: int = Field(default=2, ge=1, description="blocks including the anchoring one")
-    anchoring_interval_seconds: float = Field(default=1.0, gt=0)
-    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
     receipt_wait_seconds: float = Field(default=5.0, ge=0)
     redeploy_missing_contract: bool | None = Field(
         default=None,

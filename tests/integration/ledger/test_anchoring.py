@@ -15,7 +15,7 @@ from sqlalchemy import text
 from web3 import Web3
 
 from qilian.kit import db
-from services.ledger.anchoring import service
+from services.ledger.anchoring import metrics, service, tasks
 from services.ledger.anchoring.chain import AnchorChain
 from services.ledger.anchoring.settings import AnchoringSettings
 from services.ledger.deployments import repository as deployments_repository
@@ -294,3 +294,18 @@ async def test_in_development_a_wiped_contract_is_redeployed_and_everything_rean
     fresh = AnchorChain(dev.rpc_url, report.redeployed, dev.anchorer_private_key)
     assert fresh.batch(1).root == from_hex(batch.root)
     assert (await reconcile(dev)).reset == []
+
+
+async def test_one_tick_takes_inbox_events_to_an_anchored_root(
+    settings: AnchoringSettings, anchor: AnchorChain
+):
+    await feed_receivables(3, 2)
+    report = await tasks.tick(settings)
+    assert (report.accepted, report.rejected) == (6, 0)
+    assert report.closed == [1]
+    assert report.sent == [1]
+    (batch,) = await batches()
+    assert batch.status == "anchored"
+    assert anchor.batch(1).root == from_hex(batch.root)
+    assert metrics.ANCHORING_LAG._value.get() == 0
+    assert metrics.BATCHES.labels("anchored")._value.get() == 1
