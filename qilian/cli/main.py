@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from qilian.cli import admin
 from qilian.kit import db, outbox
 from qilian.kit.anvil import Anvil, rpc_ready
 from qilian.kit.settings import REPO_ROOT, Settings, get_settings
@@ -25,6 +26,7 @@ from qilian.kit.settings import REPO_ROOT, Settings, get_settings
 app = typer.Typer(
     help="Qilian SCF: supply-chain-finance receivables platform.", no_args_is_help=True
 )
+app.add_typer(admin.app, name="admin")
 
 
 def _settings(**overrides: Any) -> Settings:

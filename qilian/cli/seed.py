@@ -63,9 +63,9 @@ async def seed_demo(session: AsyncSession, credentials_file: Path) -> list[dict[
             {
                 "id": org.id,
                 "name": org.name,
-                "role": org.role.value,
+                "role": Role(org.role).value,
                 "tax_id": org.tax_id,
-                "cluster": org.cluster.value if org.cluster else None,
+                "cluster": Cluster(org.cluster).value if org.cluster else None,
                 "client_id": entry["client_id"],
                 "client_secret": entry["client_secret"],
             }

@@ -56,6 +56,12 @@ class Program:
             sys.stdout.buffer.write(prefix + line)
             sys.stdout.buffer.flush()
 
+    def signal_main(self, sig: int) -> None:
+        """Signal the program itself (a Celery worker then stops its own pool)."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(sig)
+
     def signal_group(self, sig: int) -> None:
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -122,7 +128,7 @@ class Supervisor:
 
     def stop_all(self) -> None:
         for program in reversed(self.programs):
-            program.signal_group(signal.SIGTERM)
+            program.signal_main(signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
         for program in self.programs:
             proc = program.process
