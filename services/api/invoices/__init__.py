@@ -1,0 +1,1 @@
+"""Invoice intake: parsing (``parsing/``), and the API, storage and rules built on it."""
