@@ -1,0 +1,212 @@
+"""Authorisation matrix: every route of the API × every role × own/other organisation's object.
+
+The expected status of each cell is written below. The route list is read from the application,
+so a new route with no entry in ``MATRIX`` (or ``PUBLIC``) fails
+``test_every_route_has_a_matrix_entry``: authorisation is decided for each route, never forgotten.
+"""
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+
+from qilian.kit import db
+from qilian.kit.settings import get_settings
+from services.api.audit import service as audit
+from services.api.auth import service as auth_service
+from services.api.auth.dependencies import get_principal
+from services.api.main import create_app
+from services.api.organizations.models import Role
+from tests.integration.auth.conftest import Org, bearer, create_org, get_token
+
+ROLES = list(Role)
+WRITERS = {Role.supplier, Role.core_firm, Role.bank, Role.guarantor, Role.operator}
+READERS = {Role.auditor, Role.regulator, Role.operator}
+
+# routes that take no principal: how to get one, and public keys
+PUBLIC = {
+    ("POST", "/v1/oauth/token"),
+    ("GET", "/.well-known/jwks.json"),
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/logout"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+}
+
+
+@dataclass
+class World:
+    own: Org  # the caller's organisation
+    spare_client: str  # a second client of the caller's organisation (safe to revoke)
+    other: Org  # another organisation (a bank)
+    other_clients: list[str]  # clients of `other` (targets for the operator)
+
+
+def _only(roles: set[Role], yes: int, no: int) -> dict[Role, int]:
+    return {role: yes if role in roles else no for role in ROLES}
+
+
+def _writers(yes: int) -> dict[Role, int]:
+    """Writers get ``yes`` on their own objects; read-only roles are 403 for any write."""
+    return {role: yes if role in WRITERS else 403 for role in ROLES}
+
+
+def _org_body() -> dict[str, Any]:
+    return {"name": "Matrix Co", "role": "supplier", "tax_id": uuid.uuid4().hex, "tax_scheme": "T"}
+
+
+# (method, route) -> list of cells: (label, path builder, body builder, expected by role)
+Cell = tuple[str, Callable[[World], str], Callable[[], Any] | None, dict[Role, int]]
+MATRIX: dict[tuple[str, str], list[Cell]] = {
+    ("GET", "/v1/me"): [("self", lambda w: "/v1/me", None, _only(set(ROLES), 200, 0))],
+    ("GET", "/v1/organizations"): [
+        ("directory", lambda w: "/v1/organizations", None, _only(set(ROLES), 200, 0))
+    ],
+    ("POST", "/v1/organizations"): [
+        ("register", lambda w: "/v1/organizations", _org_body, _only({Role.operator}, 201, 403))
+    ],
+    ("GET", "/v1/organizations/{organization_id}"): [
+        ("own", lambda w: f"/v1/organizations/{w.own.id}", None, _only(set(ROLES), 200, 0)),
+        ("other", lambda w: f"/v1/organizations/{w.other.id}", None, _only(set(ROLES), 200, 0)),
+        ("missing", lambda w: "/v1/organizations/org_nope", None, _only(set(ROLES), 404, 0)),
+    ],
+    ("POST", "/v1/organizations/{organization_id}/clients"): [
+        (
+            "other",
+            lambda w: f"/v1/organizations/{w.other.id}/clients",
+            None,
+            _only({Role.operator}, 201, 403),
+        ),
+    ],
+    ("GET", "/v1/organizations/{organization_id}/clients"): [
+        ("own", lambda w: f"/v1/organizations/{w.own.id}/clients", None, _only(set(ROLES), 200, 0)),
+        (
+            "other",
+            lambda w: f"/v1/organizations/{w.other.id}/clients",
+            None,
+            _only({Role.operator}, 200, 404),
+        ),
+    ],
+    ("POST", "/v1/organizations/{organization_id}/clients/{client_id}/rotate"): [
+        (
+            "own",
+            lambda w: f"/v1/organizations/{w.own.id}/clients/{w.spare_client}/rotate",
+            None,
+            _writers(200),
+        ),
+        (
+            "other",
+            lambda w: f"/v1/organizations/{w.other.id}/clients/{w.other_clients[0]}/rotate",
+            None,
+            {r: 200 if r == Role.operator else 404 if r in WRITERS else 403 for r in ROLES},
+        ),
+    ],
+    ("POST", "/v1/organizations/{organization_id}/clients/{client_id}/revoke"): [
+        (
+            "own",
+            lambda w: f"/v1/organizations/{w.own.id}/clients/{w.spare_client}/revoke",
+            None,
+            _writers(200),
+        ),
+        (
+            "other",
+            lambda w: f"/v1/organizations/{w.other.id}/clients/{w.other_clients[1]}/revoke",
+            None,
+            {r: 200 if r == Role.operator else 404 if r in WRITERS else 403 for r in ROLES},
+        ),
+    ],
+    ("POST", "/v1/organizations/{organization_id}/users"): [
+        (
+            "other",
+            lambda w: f"/v1/organizations/{w.other.id}/users",
+            lambda: {"username": f"m{uuid.uuid4().hex[:10]}", "password": "correct horse battery"},
+            _only({Role.operator}, 201, 403),
+        ),
+    ],
+    ("GET", "/v1/audit-log"): [("log", lambda w: "/v1/audit-log", None, _only(READERS, 200, 403))],
+    ("GET", "/v1/audit-log/verify"): [
+        ("verify", lambda w: "/v1/audit-log/verify", None, _only(READERS, 200, 403))
+    ],
+}
+
+
+def api_routes(app: Any) -> Iterator[tuple[str, str, Any]]:
+    """(method, path, dependant) of every API route, also inside included routers."""
+    for route in app.routes:
+        contexts = (
+            [route]
+            if isinstance(route, APIRoute)
+            else list(getattr(route, "effective_route_contexts", list)())
+        )
+        for ctx in contexts:
+            for method in sorted(ctx.methods or ()):
+                if method != "HEAD":
+                    yield method, ctx.path, ctx.dependant
+
+
+def _calls(dependant: Any) -> Iterator[Any]:
+    for dep in dependant.dependencies:
+        yield dep.call
+        yield from _calls(dep)
+
+
+def test_every_route_has_a_matrix_entry(db_engine):
+    routes = {(m, p) for m, p, _ in api_routes(create_app(get_settings()))}
+    documented = routes - {
+        ("GET", p) for p in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+    }
+    missing = documented - PUBLIC - set(MATRIX)
+    assert not missing, f"routes without an authorisation matrix entry: {sorted(missing)}"
+    stale = set(MATRIX) - documented
+    assert not stale, f"matrix entries for routes that no longer exist: {sorted(stale)}"
+
+
+def test_every_non_public_route_resolves_a_principal(db_engine):
+    for method, path, dependant in api_routes(create_app(get_settings())):
+        if (method, path) in PUBLIC or dependant is None:
+            continue
+        assert get_principal in set(_calls(dependant)), f"{method} {path} has no principal"
+
+
+async def _world(role: Role, http: httpx.AsyncClient) -> tuple[World, str]:
+    own = await create_org(role)
+    other = await create_org(Role.bank)
+    async with db.transaction() as session:
+        spare = await auth_service.issue_client(session, audit.SYSTEM, own.id)
+        extra = [await auth_service.issue_client(session, audit.SYSTEM, other.id) for _ in range(2)]
+    world = World(own, spare.client_id, other, [c.client_id for c in extra])
+    return world, await get_token(http, own)
+
+
+CASES = [
+    pytest.param(key, cell, id=f"{key[0]} {key[1]} [{cell[0]}]")
+    for key, cells in MATRIX.items()
+    for cell in cells
+]
+
+
+@pytest.mark.parametrize(("key", "cell"), CASES)
+async def test_matrix(http, key, cell):
+    method, _ = key
+    _label, path_of, body_of, expected = cell
+    unexpected = []
+    for role in ROLES:
+        world, token = await _world(role, http)
+        path = path_of(world)
+        body = body_of() if body_of else None
+        response = await http.request(method, path, json=body, headers=bearer(token))
+        if response.status_code != expected[role]:
+            unexpected.append(
+                (role.value, response.status_code, expected[role], response.text[:200])
+            )
+        if response.status_code >= 400:
+            assert response.headers["content-type"] == "application/problem+json"
+        anonymous = await http.request(method, path, json=body)
+        if anonymous.status_code != 401:
+            unexpected.append(("anonymous", anonymous.status_code, 401, anonymous.text[:200]))
+    assert not unexpected, unexpected
