@@ -1,0 +1,116 @@
+"""``Idempotency-Key``: one effect and the same response per (principal, key); a different body
+is 422; a replay while the first request runs is 409; one principal's keys never match another's."""
+
+import asyncio
+import uuid
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from qilian.kit import db
+from services.api.auth.models import IdempotencyRecord
+from services.api.organizations.models import Role
+from tests.integration.auth.conftest import bearer, get_token
+
+
+async def _clients(http, token, org_id) -> list[str]:
+    page = await http.get(f"/v1/organizations/{org_id}/clients", headers=bearer(token))
+    return [c["client_id"] for c in page.json()["items"]]
+
+
+async def test_replay_with_same_key_and_body_returns_the_first_response(http, make_org):
+    operator, target = await make_org(Role.operator), await make_org(Role.bank)
+    token = await get_token(http, operator)
+    headers = bearer(token) | {"Idempotency-Key": str(uuid.uuid4())}
+    first = await http.post(f"/v1/organizations/{target.id}/clients", headers=headers)
+    second = await http.post(f"/v1/organizations/{target.id}/clients", headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()  # the same secret, shown again to the same principal
+    assert second.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert second.headers["content-type"] == "application/json"
+    assert len(await _clients(http, token, target.id)) == 2  # the fixture's and one more
+
+
+async def test_same_key_with_a_different_body_is_422(http, make_org):
+    operator = await make_org(Role.operator)
+    token = await get_token(http, operator)
+    key = str(uuid.uuid4())
+    body = {"name": "Idem Co", "role": "supplier", "tax_id": uuid.uuid4().hex, "tax_scheme": "T"}
+    first = await http.post(
+        "/v1/organizations", json=body, headers=bearer(token) | {"Idempotency-Key": key}
+    )
+    assert first.status_code == 201
+    changed = await http.post(
+        "/v1/organizations",
+        json=body | {"name": "Other Co"},
+        headers=bearer(token) | {"Idempotency-Key": key},
+    )
+    assert changed.status_code == 422
+    assert changed.headers["content-type"] == "application/problem+json"
+    assert "different request" in changed.json()["detail"]
+
+
+async def test_concurrent_replays_have_exactly_one_effect(http, make_org):
+    operator, target = await make_org(Role.operator), await make_org(Role.supplier)
+    token = await get_token(http, operator)
+    headers = bearer(token) | {"Idempotency-Key": str(uuid.uuid4())}
+    responses = await asyncio.gather(
+        *(http.post(f"/v1/organizations/{target.id}/clients", headers=headers) for _ in range(20))
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert set(statuses) <= {201, 409}, statuses
+    assert 201 in statuses
+    created = {r.json()["client_id"] for r in responses if r.status_code == 201}
+    assert len(created) == 1
+    for conflict in (r for r in responses if r.status_code == 409):
+        assert "still being processed" in conflict.json()["detail"]
+    assert len(await _clients(http, token, target.id)) == 2
+
+
+async def test_keys_are_scoped_per_principal(http, make_org):
+    op_a, op_b = await make_org(Role.operator), await make_org(Role.operator)
+    target = await make_org(Role.bank)
+    key = str(uuid.uuid4())
+    responses = [
+        await http.post(
+            f"/v1/organizations/{target.id}/clients",
+            headers=bearer(await get_token(http, op)) | {"Idempotency-Key": key},
+        )
+        for op in (op_a, op_b)
+    ]
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[0].json()["client_id"] != responses[1].json()["client_id"]
+    assert "idempotent-replayed" not in responses[1].headers
+
+
+async def test_stored_responses_are_encrypted_at_rest(http, make_org):
+    operator, target = await make_org(Role.operator), await make_org(Role.bank)
+    token = await get_token(http, operator)
+    key = str(uuid.uuid4())
+    response = await http.post(
+        f"/v1/organizations/{target.id}/clients", headers=bearer(token) | {"Idempotency-Key": key}
+    )
+    secret = response.json()["client_secret"]
+    async with db.transaction() as session:
+        record = (
+            await session.execute(
+                select(IdempotencyRecord).where(col(IdempotencyRecord.key) == key)
+            )
+        ).scalar_one()
+    assert record.status_code == 201
+    assert record.response_body is not None
+    assert secret.encode() not in record.response_body
+
+
+async def test_unauthenticated_write_with_a_key_is_just_401(http):
+    response = await http.post("/v1/organizations", json={}, headers={"Idempotency-Key": "k1"})
+    assert response.status_code == 401
+
+
+async def test_an_unusable_key_is_422(http, make_org):
+    token = await get_token(http, await make_org(Role.operator))
+    response = await http.post(
+        "/v1/organizations", json={}, headers=bearer(token) | {"Idempotency-Key": "x" * 300}
+    )
+    assert response.status_code == 422

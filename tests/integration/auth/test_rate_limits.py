@@ -1,0 +1,104 @@
+"""Rate limits counted in PostgreSQL, shared by every replica: 429 problem+json, Retry-After."""
+
+import uuid
+
+from services.api.auth.settings import AuthSettings
+from services.api.main import create_app
+from services.api.organizations.models import Role
+from tests.integration.auth.conftest import RELAXED, bearer, client_for, get_token
+
+HOUR = 3600  # a long window, so that no test straddles a window boundary
+
+
+def _ip() -> str:
+    n = uuid.uuid4().int
+    return f"10.{n % 250}.{n // 250 % 250}.{n // 62500 % 250 + 1}"
+
+
+async def test_token_endpoint_is_limited_per_ip(app, make_org):
+    org = await make_org(Role.bank)
+    app.state.auth_settings = RELAXED.model_copy(
+        update={"rate_window_seconds": HOUR, "token_per_ip": 3}
+    )
+    form = {"grant_type": "client_credentials", "client_id": "cli_x", "client_secret": "nope"}
+    async with client_for(app, ip=_ip()) as http:
+        statuses = [(await http.post("/v1/oauth/token", data=form)).status_code for _ in range(3)]
+        assert statuses == [401, 401, 401]
+        limited = await http.post(
+            "/v1/oauth/token",
+            data=form | {"client_id": org.client_id, "client_secret": org.client_secret},
+        )
+    assert limited.status_code == 429
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert 1 <= int(limited.headers["retry-after"]) <= HOUR
+    assert limited.json()["status"] == 429
+    async with client_for(app, ip=_ip()) as other_ip:  # another caller is unaffected
+        assert (await get_token(other_ip, org)).count(".") == 2
+
+
+async def test_token_endpoint_is_limited_per_client_across_ips(app, make_org):
+    org = await make_org(Role.bank)
+    app.state.auth_settings = RELAXED.model_copy(
+        update={"rate_window_seconds": HOUR, "token_per_client": 2}
+    )
+    for _ in range(2):
+        async with client_for(app, ip=_ip()) as http:
+            await get_token(http, org)
+    async with client_for(app, ip=_ip()) as http:
+        response = await http.post(
+            "/v1/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": org.client_id,
+                "client_secret": org.client_secret,
+            },
+        )
+    assert response.status_code == 429
+    assert "retry-after" in response.headers
+
+
+async def test_writes_are_limited_per_principal_and_shared_by_replicas(make_org, db_engine):
+    """Two app instances (two replicas) count against one PostgreSQL counter."""
+    operator, target = await make_org(Role.operator), await make_org(Role.supplier)
+    limits = RELAXED.model_copy(update={"rate_window_seconds": HOUR, "writes_per_principal": 3})
+    replicas = [create_app(), create_app()]
+    for replica in replicas:
+        replica.state.auth_settings = limits
+    async with client_for(replicas[0], ip=_ip()) as http:
+        token = await get_token(http, operator)
+    statuses = []
+    for n in range(4):
+        async with client_for(replicas[n % 2], ip=_ip()) as http:
+            response = await http.post(
+                f"/v1/organizations/{target.id}/clients", headers=bearer(token)
+            )
+            statuses.append(response.status_code)
+    assert statuses == [201, 201, 201, 429]
+    assert "retry-after" in response.headers
+    # reads are not counted as writes
+    async with client_for(replicas[0], ip=_ip()) as http:
+        assert (await http.get("/v1/me", headers=bearer(token))).status_code == 200
+
+
+async def test_writes_are_limited_per_ip(app, make_org):
+    app.state.auth_settings = RELAXED.model_copy(
+        update={"rate_window_seconds": HOUR, "writes_per_ip": 2}
+    )
+    target = await make_org(Role.bank)
+    ip = _ip()
+    statuses = []
+    for _ in range(3):
+        operator = await make_org(Role.operator)  # a fresh principal each time
+        async with client_for(app, ip=ip) as http:
+            token = await get_token(http, operator)
+            response = await http.post(
+                f"/v1/organizations/{target.id}/clients", headers=bearer(token)
+            )
+            statuses.append(response.status_code)
+    assert statuses == [201, 201, 429]
+
+
+def test_default_limits_are_set():
+    config = AuthSettings()
+    assert config.token_per_ip > 0
+    assert config.writes_per_principal > 0
