@@ -7,7 +7,9 @@ resolves the caller's principal (keys are scoped per principal) and claims
 - a new key runs the request and stores its response (body encrypted at rest: it may hold a
   secret shown once) — except 429 and 5xx, after which the key is released for a retry;
 - the same key and the same request again returns the stored response (``Idempotent-Replayed``);
-- the same key with a different request is 422; the same key while the first still runs is 409.
+- the same key with a different request is 422; the same key while the first still runs is 409
+  (a first request that never finished — its process died — is abandoned after a lease, and the
+  key is taken over by the next attempt).
 Requests without valid credentials pass through (the endpoint answers 401).
 """
 
@@ -89,8 +91,10 @@ class IdempotencyMiddleware:
         self, request: Request, principal: str, key: str, fingerprint: str
     ) -> Response | None:
         """None when this request now owns the key; else the stored response, or 409/422."""
-        hours = auth_settings(request).idempotency_hours
+        config = auth_settings(request)
         now = datetime.now(UTC)
+        expired = now - timedelta(hours=config.idempotency_hours)
+        abandoned = now - timedelta(seconds=config.idempotency_lease_seconds)
         async with db.transaction() as session:
             inserted = await session.execute(
                 insert(IdempotencyRecord)
@@ -117,10 +121,13 @@ class IdempotencyMiddleware:
                     .with_for_update()
                 )
             ).scalar_one_or_none()
-            if record is None or (
-                record.created_at is not None and record.created_at < now - timedelta(hours=hours)
+            created = record.created_at if record is not None else None
+            if (
+                record is None
+                or (created is not None and created < expired)
+                or (record.completed_at is None and created is not None and created < abandoned)
             ):
-                # expired (or released meanwhile): this request takes the key over
+                # expired, released meanwhile, or its first request died: this one takes it over
                 await session.execute(
                     delete(IdempotencyRecord).where(
                         col(IdempotencyRecord.principal) == principal,

@@ -35,14 +35,13 @@ from services.api.organizations.models import Organization
 
 router = APIRouter(tags=["auth"])
 
+_TOKEN_SCHEMA = TokenRequest.model_json_schema()
 _TOKEN_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {"$ref": "#/components/schemas/TokenRequest"}
-            },
-            "application/json": {"schema": {"$ref": "#/components/schemas/TokenRequest"}},
+            "application/x-www-form-urlencoded": {"schema": _TOKEN_SCHEMA},
+            "application/json": {"schema": _TOKEN_SCHEMA},
         },
     }
 }

@@ -41,6 +41,7 @@ class AuthSettings(BaseSettings):
     writes_per_ip: int = 600
 
     idempotency_hours: int = 24
+    idempotency_lease_seconds: int = 300  # an unfinished first request is abandoned after
 
 
 @lru_cache

@@ -114,3 +114,26 @@ async def test_an_unusable_key_is_422(http, make_org):
         "/v1/organizations", json={}, headers=bearer(token) | {"Idempotency-Key": "x" * 300}
     )
     assert response.status_code == 422
+
+
+async def test_a_first_request_that_never_finished_is_taken_over_after_its_lease(http, make_org):
+    from datetime import UTC, datetime, timedelta
+
+    operator, target = await make_org(Role.operator), await make_org(Role.bank)
+    token = await get_token(http, operator)
+    key = str(uuid.uuid4())
+    async with db.transaction() as session:  # as if a replica died mid-request 10 minutes ago
+        session.add(
+            IdempotencyRecord(
+                principal=f"client:{operator.client_id}",
+                key=key,
+                request_hash="0" * 64,
+                method="POST",
+                path=f"/v1/organizations/{target.id}/clients",
+                created_at=datetime.now(UTC) - timedelta(minutes=10),
+            )
+        )
+    response = await http.post(
+        f"/v1/organizations/{target.id}/clients", headers=bearer(token) | {"Idempotency-Key": key}
+    )
+    assert response.status_code == 201, response.text
