@@ -10,6 +10,8 @@
 # PyPI nor Debian 12 ships an official one) and kubectl (`kubectl kustomize deploy/k8s`).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# the pinned uv that `make` bootstraps into .tools/, else one on PATH
+uv() { if [ -x .tools/bin/uv ]; then .tools/bin/uv "$@"; else command uv "$@"; fi; }
 
 if ! uv run --frozen --no-sync python -c "import check_jsonschema, yaml" >/dev/null 2>&1; then
     echo "install-test-tools: syncing the locked dev dependencies (check-jsonschema, pyyaml)"

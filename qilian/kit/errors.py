@@ -141,8 +141,11 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled_error", error=type(exc).__name__)
-    return problem_response(QilianError().to_problem(request.url.path))
+    # runs outside the request-id middleware (Starlette's outermost layer): carry the id ourselves
+    request_id = getattr(request.state, "request_id", None)
+    log.exception("unhandled_error", error=type(exc).__name__, request_id=request_id)
+    headers = {"X-Request-ID": request_id} if request_id else None
+    return problem_response(QilianError().to_problem(request.url.path), headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -43,7 +43,10 @@ def run_until_ready(var_dir: Path, ports: dict[str, int], log: Path) -> subproce
     except AssertionError:
         process.send_signal(signal.SIGINT)
         process.wait(60)
-        raise AssertionError(log.read_text()[-4000:]) from None
+        lines = log.read_text(errors="replace").splitlines()
+        ours = [line for line in lines if line.startswith("qilian |")]
+        errors = [line for line in lines if "Error" in line or "error" in line]
+        raise AssertionError("\n".join(ours[-30:] + errors[-30:])) from None
     return process
 
 
@@ -62,9 +65,11 @@ def running(pid: int) -> bool:
         return False
 
 
-def stop(process: subprocess.Popen[bytes], children: list[psutil.Process]) -> None:
+def stop(process: subprocess.Popen[bytes], children: list[psutil.Process], log: Path) -> None:
     process.send_signal(signal.SIGINT)
-    assert process.wait(90) == 0
+    code = process.wait(90)
+    tail = [line for line in log.read_text(errors="replace").splitlines() if "qilian |" in line]
+    assert code == 0, "\n".join(tail[-20:])
     _, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"left behind: {[p.pid for p in alive]}"
 
@@ -95,7 +100,7 @@ def test_up_serves_everything_stops_cleanly_and_resumes_with_its_data(own_dir):
     children = descendants(first.pid)
     assert len(children) >= 5  # anvil, api, ledger, worker (+ pool), beat
     postmaster = postmaster_pid(var_dir)
-    stop(first, children)
+    stop(first, children, log)
     wait_for(lambda: not running(postmaster), 10, "PostgreSQL to stop")
 
     second = run_until_ready(var_dir, ports, log)
@@ -109,4 +114,4 @@ def test_up_serves_everything_stops_cleanly_and_resumes_with_its_data(own_dir):
             o["client_secret"] for o in credentials["organizations"]
         ]
     finally:
-        stop(second, descendants(second.pid))
+        stop(second, descendants(second.pid), log)

@@ -66,3 +66,15 @@ async def test_unknown_route_and_unhandled_error_leak_nothing():
     assert boom.status_code == 500
     assert "secret internals" not in boom.text
     assert "Traceback" not in boom.text
+
+
+async def test_unhandled_error_keeps_the_request_id():
+    from qilian.kit.logging import RequestIdMiddleware
+
+    app = make_app()
+    app.add_middleware(RequestIdMiddleware)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.get("/boom", headers={"X-Request-ID": "trace-me-42"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-me-42"
