@@ -86,9 +86,9 @@ class Reader:
         return value or None
 
     def many(self, path: str, node: etree._Element | None = None) -> tuple[str, ...]:
-        """Every non-empty value at ``path``, in document order."""
+        """Every distinct non-empty value at ``path``, in document order."""
         values = (text_of(n).strip(_XML_SPACE) for n in self.nodes(path, node))
-        return tuple(v for v in values if v)
+        return tuple(dict.fromkeys(v for v in values if v))
 
     def distinct(
         self, path: str, node: etree._Element | None = None, ctx: str | None = None
