@@ -154,12 +154,10 @@ def compare(row: Row, parsed: ParsedInvoice, out: Outcome) -> None:
     for name, getter in _TEXT_FIELDS.items():
         if name not in row.values:
             continue
-        expected: str | None = row.values[name]
-        if china:
-            expected = _china_value(name, row.values[name], row.local_file)
-            if expected is None:
-                continue
-        _check(out, name, expected, getter(parsed))
+        expected = _china_value(name, row.values[name], row.local_file) if china else None
+        if china and expected is None:
+            continue
+        _check(out, name, row.values[name] if expected is None else expected, getter(parsed))
     for name, amount_getter in _AMOUNT_FIELDS.items():
         if name not in row.values:
             continue

@@ -10,6 +10,7 @@ Linux only (fork and ``/proc``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -19,7 +20,10 @@ from typing import Any
 
 from services.api.invoices.parsing import InvoiceParseError, parse
 
-_WARM_UP = b'<?xml version="1.0"?><Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/>'
+_WARM_UP = (
+    b'<?xml version="1.0"?>'
+    b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"/>'
+)
 
 
 def _status_kib(key: str) -> int:
@@ -75,10 +79,8 @@ def probe(path: str) -> dict[str, Any]:
 
 
 def main(paths: list[str]) -> None:
-    try:
+    with contextlib.suppress(InvoiceParseError):
         parse(_WARM_UP)
-    except InvoiceParseError:
-        pass
     for path in paths:
         print(json.dumps(probe(path), ensure_ascii=False), flush=True)
 

@@ -75,7 +75,8 @@ def test_hostile_file_is_refused_without_harm(path: Path, results) -> None:
     assert 400 <= result["status"] < 500
     problem = result["problem"]
     assert problem["status"] == result["status"]
-    assert problem["reason"] == result["reason"] and result["reason"]
+    assert problem["reason"] == result["reason"]
+    assert result["reason"]
     rendered = json.dumps(problem, ensure_ascii=False)
     for secret in _secrets():
         assert secret not in rendered
@@ -104,7 +105,7 @@ EXPECTED_REASONS = {
 }
 
 
-@pytest.mark.parametrize("name,reason", sorted(EXPECTED_REASONS.items()))
+@pytest.mark.parametrize(("name", "reason"), sorted(EXPECTED_REASONS.items()))
 def test_hostile_file_is_refused_for_the_right_reason(name: str, reason: str, results) -> None:
     result = results[str(MALICIOUS / name)]
     assert result["reason"] == reason, result
