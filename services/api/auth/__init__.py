@@ -13,8 +13,10 @@ from qilian.kit.settings import Settings
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Routers of identity, the organisation directory and the audit log; idempotency; the
-    handler for problems that carry headers (401 ``WWW-Authenticate``, 429 ``Retry-After``)."""
+    """Routers of identity, the organisation directory and the audit log; idempotency and the
+    audit of refused writes; the handler for problems that carry headers (401
+    ``WWW-Authenticate``, 429 ``Retry-After``)."""
+    from services.api.audit.middleware import RefusedWriteAuditMiddleware
     from services.api.audit.router import router as audit_router
     from services.api.auth.errors import HeaderError, header_error_handler
     from services.api.auth.idempotency import IdempotencyMiddleware
@@ -25,7 +27,8 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.qilian_settings = settings
     app.state.auth_settings = get_auth_settings()
     app.add_exception_handler(HeaderError, header_error_handler)
-    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RefusedWriteAuditMiddleware)
+    app.add_middleware(IdempotencyMiddleware)  # outermost: a replay is not audited twice
     app.include_router(auth_router)
     app.include_router(organizations_router)
     app.include_router(audit_router)

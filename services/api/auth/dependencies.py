@@ -85,6 +85,7 @@ async def get_principal(
 ) -> Principal:
     config = auth_settings(request)
     principal = await resolve(session, request, config)
+    request.state.principal = principal  # read by the audit middleware for refused writes
     if request.method not in SAFE_METHODS:
         if principal.read_only:
             raise Forbidden(f"a {principal.role.value} reads; it never writes")
@@ -99,7 +100,6 @@ async def get_principal(
             ),
             ratelimit.Limit(f"write:ip:{client_ip(request)}", config.writes_per_ip, window),
         )
-    request.state.principal = principal
     return principal
 
 

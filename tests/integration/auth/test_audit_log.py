@@ -146,3 +146,24 @@ async def test_fifty_concurrent_appends_form_one_unbroken_chain(db_engine):
     async with db.transaction() as session:
         result = await audit.verify(session)
     assert result.ok, result
+
+
+async def test_refused_writes_of_known_principals_are_audited(http, make_org):
+    bank, other = await make_org(Role.bank), await make_org(Role.bank)
+    token = await get_token(http, bank)
+    path = f"/v1/organizations/{other.id}/clients/{other.client_id}/revoke"
+    assert (await http.post(path, headers=bearer(token))).status_code == 404
+    assert (await http.post("/v1/organizations", headers=bearer(token), json={})).status_code == 403
+    async with db.transaction() as session:
+        rows = (
+            await session.execute(
+                select(AuditEntry)
+                .where(
+                    col(AuditEntry.action) == "request.refused",
+                    col(AuditEntry.actor_id) == bank.client_id,
+                )
+                .order_by(col(AuditEntry.seq))
+            )
+        ).scalars()
+        refused = [(r.outcome, r.details["path"], r.details["status"]) for r in rows]
+    assert refused == [("failure", path, 404), ("failure", "/v1/organizations", 403)]
