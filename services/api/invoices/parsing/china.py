@@ -34,7 +34,7 @@ _NO_NS = Paths({})
 _FP = Paths({"fp": FP_NS})
 _OFD = Paths({"ofd": OFD_NS})
 
-_RED_REMARK = re.compile(r"被红冲蓝字数电发票号码[：:]\s*(\d{20})")
+_RED_REMARK = re.compile(r"被红冲蓝字数电发票号码[：:]\s*([0-9]{20})")
 _NEGATIVE_WORDS = ("（负数）", "(负数)", "负数")
 _ACCOUNT_TAIL = re.compile(r"^(.*?)[\s　]*([0-9][0-9 \-]{4,})$")
 _UNSAFE_NAME = re.compile(r"(^[/\\])|(^[A-Za-z]:)|\\|\x00")

@@ -30,12 +30,13 @@ MAX_FRACTION_DIGITS = 6
 _MAX_AMOUNT_CHARS = 64
 
 # xs:decimal lexical space: optional sign, digits with an optional fraction; no exponent, no comma.
-_DECIMAL = re.compile(r"[+-]?(?:(\d+)(?:\.(\d*))?|\.(\d+))")
+_DECIMAL = re.compile(r"[+-]?(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))")
 _XML_SPACE = " \t\r\n"
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
-_CII_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
-_CN_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
+_CII_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII)
+_TIME = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?", re.ASCII)
+_CN_DATE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日", re.ASCII)
 
 # UN/CEFACT 1001 codes that mean "credit" (EN 16931 lists 381 and 396 among others).
 CREDIT_TYPE_CODES = frozenset(
@@ -119,9 +120,7 @@ def parse_chinese_date(raw: str, *, field: str) -> date:
     if (match := _ISO_DATE.fullmatch(head)) is not None or (
         match := _CII_DATE.fullmatch(head)
     ) is not None:
-        if head != text and not re.fullmatch(
-            r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?", text[len(head) + 1 :]
-        ):
+        if head != text and not _TIME.fullmatch(text[len(head) + 1 :]):
             refuse("invalid_date", f"{field} has an unreadable time part", field=field)
         return _make_date(*match.groups(), field=field)
     refuse("invalid_date", f"{field} is not a date in a known form", field=field)
