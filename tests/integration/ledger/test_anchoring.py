@@ -309,3 +309,29 @@ async def test_one_tick_takes_inbox_events_to_an_anchored_root(
     assert anchor.batch(1).root == from_hex(batch.root)
     assert metrics.ANCHORING_LAG._value.get() == 0
     assert metrics.BATCHES.labels("anchored")._value.get() == 1
+
+
+async def test_anchoring_transaction_mined_again_in_a_reorged_block_is_followed_not_resent(
+    settings: AnchoringSettings, w3: Web3, anchor: AnchorChain
+):
+    deep = settings.model_copy(update={"confirmations": 4})
+    await prepare(deep)
+    await anchor_all(deep)
+    (before,) = await batches()
+    raw = rpc(w3, "eth_getRawTransactionByHash", before.tx_hash)
+    rpc(w3, "evm_mine")
+    # replace the anchoring block and the one after it; the same transaction lands one block later
+    rpc(w3, "anvil_reorg", 2, [[raw, 1]])
+    assert w3.eth.get_block(before.block_number)["hash"].to_0x_hex() != before.block_hash
+    start = sender_nonce(w3, deep)
+
+    outcome = await step(deep)
+    assert (outcome.sent, outcome.reset) == (None, [])
+    (after,) = await batches()
+    assert after.status == "anchored"
+    assert after.tx_hash == before.tx_hash
+    assert after.block_number == before.block_number + 1
+    assert after.block_hash != before.block_hash
+    assert after.attempts == 1
+    assert sender_nonce(w3, deep) == start
+    assert anchor.batch(1).block_number == after.block_number
