@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import structlog
@@ -89,13 +90,9 @@ def validate_payload(event_id: str, topic: str, payload: object) -> str | None:
     missing = sorted(PAYLOAD_MEMBERS - payload.keys())
     extra = sorted(str(k) for k in payload.keys() - PAYLOAD_MEMBERS)
     if missing or extra:
-        return (
-            f"invalid event: missing members {missing}, unexpected members {extra}"
-            if missing and extra
-            else f"invalid event: missing members {missing}"
-            if missing
-            else f"invalid event: unexpected members {extra}"
-        )
+        problems = [f"missing members {missing}"] if missing else []
+        problems += [f"unexpected members {extra}"] if extra else []
+        return "invalid event: " + ", ".join(problems)
     try:
         _record(event_id, payload, prev=None if payload["seq"] == 1 else _PLACEHOLDER_HASH)
     except ValidationError as exc:
@@ -216,7 +213,7 @@ async def anchor_contract(session: AsyncSession, settings: Settings) -> str | No
     return (await deployments.addresses(session, settings)).get(ANCHOR_CONTRACT)
 
 
-def _now() -> Any:
+def _now() -> datetime:
     return repository.utcnow()
 
 
