@@ -59,10 +59,10 @@ def ubl_invoice(
     type_code: str = "380",
     currency: str = "EUR",
     seller: str = "Seller GmbH",
-    seller_vat: str = "DE123456789",
+    seller_vat: str = "DE123456788",
     seller_legal: str = "HRB 1",
     buyer: str = "Core Buyer AG",
-    buyer_vat: str = "DE987654321",
+    buyer_vat: str = "DE987654328",
     net: str = "100.00",
     tax: str = "19.00",
     total: str = "119.00",
@@ -117,7 +117,7 @@ CII_TEMPLATE = """<?xml version="1.0" encoding="UTF-8"?>
     <ram:ApplicableHeaderTradeAgreement>
       <ram:SellerTradeParty><ram:Name>Seller GmbH</ram:Name>
         <ram:SpecifiedTaxRegistration>
-          <ram:ID schemeID="VA">DE123456789</ram:ID></ram:SpecifiedTaxRegistration>
+          <ram:ID schemeID="VA">DE123456788</ram:ID></ram:SpecifiedTaxRegistration>
       </ram:SellerTradeParty>
       <ram:BuyerTradeParty><ram:Name>Core Buyer AG</ram:Name></ram:BuyerTradeParty>
     </ram:ApplicableHeaderTradeAgreement>

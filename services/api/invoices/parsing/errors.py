@@ -98,6 +98,8 @@ _CLASSES: dict[int, type[InvoiceParseError]] = {
 
 def refusal(reason: str, detail: str, *, field: str | None = None) -> InvoiceParseError:
     """The refusal for ``reason``, of the class its status calls for."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown invoice refusal reason {reason!r}")
     return _CLASSES[REASONS[reason]](reason, detail, field=field)
 
 

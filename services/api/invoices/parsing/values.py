@@ -177,7 +177,7 @@ def _tax_id_warning(draft: Draft, role: str, party: Party) -> None:
     tax_id = party.tax_id
     if not tax_id:
         return
-    name = f"{role}.tax_id"
+    name = draft.where.get(f"{role}.tax_id", f"{role}.tax_id")
     compact = tax_id.replace(" ", "").upper()
     if draft.currency == "CNY" and len(compact) == 18 and compact[:1].isdigit():
         if not uscc.is_valid(compact):
