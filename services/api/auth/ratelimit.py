@@ -1,18 +1,22 @@
 """Fixed-window rate limits counted in PostgreSQL, so every API replica shares one count.
 
-Each hit is one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` on its own short autocommit
-connection (never the request's transaction, which would hold the row lock until it commits).
+Each hit is one ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` on its own short transaction,
+never the request's (which would hold the row lock until it commits), from a small pool of its
+own: a request that already holds a connection of the main pool must never wait for a second one
+from the same pool, or enough concurrent requests would starve each other.
 A bucket over its limit answers 429 with ``Retry-After`` set to the end of the window.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from qilian.kit import db
@@ -20,6 +24,23 @@ from services.api.auth.errors import RateLimited
 from services.api.auth.models import RateLimitCounter
 
 _SWEEP_PROBABILITY = 0.01
+_engines: dict[int, tuple[asyncio.AbstractEventLoop, AsyncEngine]] = {}
+
+
+def _engine() -> AsyncEngine:
+    """The counters' own pool, one per event loop (tests run several loops in one process)."""
+    loop = asyncio.get_running_loop()
+    entry = _engines.get(id(loop))
+    if entry is None or entry[0] is not loop:
+        engine = db.create_engine(pool_size=2, max_overflow=8, pool_timeout=10)
+        entry = _engines[id(loop)] = (loop, engine)
+    return entry[1]
+
+
+async def dispose() -> None:
+    for _, engine in list(_engines.values()):
+        await engine.dispose()
+    _engines.clear()
 
 
 @dataclass(frozen=True)
@@ -38,7 +59,7 @@ async def hit(*limits: Limit) -> None:
     """Count one request against every bucket; 429 if any is over its limit."""
     now = datetime.now(UTC)
     worst: tuple[int, str] | None = None
-    async with db.get_engine().begin() as conn:
+    async with _engine().begin() as conn:
         for item in sorted(limits, key=lambda x: x.bucket):  # one lock order: no deadlock
             start = window_start(now, item.window_seconds)
             stmt = (

@@ -98,9 +98,6 @@ async def token(request: Request, session: Session) -> JSONResponse:
         ratelimit.Limit(f"token:ip:{client_ip(request)}", config.token_per_ip, window)
     )
     body = await _token_request(request)
-    await ratelimit.hit(
-        ratelimit.Limit(f"token:client:{body.client_id[:60]}", config.token_per_client, window)
-    )
     issued = await service.client_credentials_grant(
         session,
         secret_key=platform_settings(request).secret_key,
@@ -108,6 +105,10 @@ async def token(request: Request, session: Session) -> JSONResponse:
         client_id=body.client_id,
         client_secret=body.client_secret,
         scope=body.scope,
+    )
+    # counted once the client is authenticated: nobody can spend another client's budget
+    await ratelimit.hit(
+        ratelimit.Limit(f"token:client:{body.client_id}", config.token_per_client, window)
     )
     payload = TokenResponse(
         access_token=issued.access_token, expires_in=issued.expires_in, scope=issued.scope

@@ -13,6 +13,7 @@ import pytest
 from qilian.kit import db
 from qilian.kit.settings import get_settings
 from services.api.audit import service as audit
+from services.api.auth import ratelimit
 from services.api.auth import service as auth_service
 from services.api.auth.settings import AuthSettings
 from services.api.main import create_app
@@ -41,7 +42,8 @@ class Org:
 async def app(db_engine):
     application = create_app(get_settings())
     application.state.auth_settings = RELAXED
-    return application
+    yield application
+    await ratelimit.dispose()
 
 
 def client_for(app, ip: str = "127.0.0.1") -> httpx.AsyncClient:

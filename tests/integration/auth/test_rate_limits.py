@@ -1,5 +1,6 @@
 """Rate limits counted in PostgreSQL, shared by every replica: 429 problem+json, Retry-After."""
 
+import asyncio
 import uuid
 
 from services.api.auth.settings import AuthSettings
@@ -102,3 +103,20 @@ def test_default_limits_are_set():
     config = AuthSettings()
     assert config.token_per_ip > 0
     assert config.writes_per_principal > 0
+
+
+async def test_many_concurrent_writes_do_not_starve_the_connection_pool(http, make_org):
+    """Each write holds a connection of the main pool (5 + 10 overflow) while it counts its rate
+    limit; the counters use a pool of their own, so 40 concurrent writes all complete."""
+    operator, target = await make_org(Role.operator), await make_org(Role.bank)
+    token = await get_token(http, operator)
+    responses = await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                http.post(f"/v1/organizations/{target.id}/clients", headers=bearer(token))
+                for _ in range(40)
+            )
+        ),
+        timeout=25,
+    )
+    assert [r.status_code for r in responses] == [201] * 40
