@@ -4,7 +4,7 @@ Run: ``uv run python bench/ingest_parse.py`` (``--count 10000``, ``--repeat 5``,
 Prints the Markdown section recorded in docs/benchmarks.md.
 
 Generates ``--count`` distinct UBL 2.1 invoices in memory (numbers, dates, names, amounts vary;
-about 3.6 kB each) and times, over the same bytes, in turns within each repeat:
+about 2.4 kB each) and times, over the same bytes, in turns within each repeat:
 
 - ``lxml parse``: ``etree.fromstring`` with the hardened parser options only — the floor any XML
   reader pays;
