@@ -70,7 +70,7 @@ class ChaosStack:
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with psycopg.connect(_psycopg_dsn(self.infra.database_url), autocommit=True) as conn:
-            return list(conn.execute(sql, params).fetchall())  # type: ignore[arg-type]
+            return list(conn.execute(sql, params).fetchall())
 
     def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         return self.rows(sql, params)[0][0]
@@ -185,9 +185,7 @@ def _clean(infra: Infra) -> None:
 
 def _deployments(infra: Infra) -> list[tuple[Any, ...]]:
     with psycopg.connect(_psycopg_dsn(infra.database_url), autocommit=True) as conn:
-        return list(
-            conn.execute("SELECT chain_id, name, address, tx_hash FROM ledger.deployments")
-        )
+        return list(conn.execute("SELECT chain_id, name, address, tx_hash FROM ledger.deployments"))
 
 
 def _restore_deployments(infra: Infra, saved: list[tuple[Any, ...]]) -> None:
@@ -212,9 +210,7 @@ def chaos_stack(
     started: list[ChaosStack] = []
     saved = _deployments(migrated)
 
-    def start(
-        confirmations: int = 1, block_time: float | None = None, **extra: str
-    ) -> ChaosStack:
+    def start(confirmations: int = 1, block_time: float | None = None, **extra: str) -> ChaosStack:
         logs = tmp_path_factory.mktemp("chaos")
         _clean(migrated)
         chain = Anvil(

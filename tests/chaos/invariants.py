@@ -73,9 +73,7 @@ def assert_no_event_lost(stack: ChaosStack) -> int:
     """Outbox → inbox → record → anchored batch, for every event emitted by the test."""
     outbox_ids = {
         r[0]
-        for r in stack.rows(
-            "SELECT event_id FROM platform.outbox WHERE topic = 'receivable.event'"
-        )
+        for r in stack.rows("SELECT event_id FROM platform.outbox WHERE topic = 'receivable.event'")
     }
     assert len(outbox_ids) == stack.emitted, "the outbox holds what the test emitted"
     undelivered = stack.scalar(
@@ -135,9 +133,11 @@ def assert_chain_agrees(stack: ChaosStack, stored: list[Batch]) -> dict[int, int
         assert on_chain.root == from_hex(batch.root, length=32), f"batch {batch.id}: root"
         assert on_chain.count == batch.leaf_count, f"batch {batch.id}: count"
         assert batch.contract == chain.address.lower(), f"batch {batch.id} on another contract"
-        assert batch.tx_hash is not None and batch.block_number is not None
+        assert batch.tx_hash is not None, f"batch {batch.id}: no transaction"
+        assert batch.block_number is not None, f"batch {batch.id}: no block"
         receipt = chain.receipt(batch.tx_hash)
-        assert receipt is not None and receipt.status == 1, f"batch {batch.id}: no receipt"
+        assert receipt is not None, f"batch {batch.id}: no receipt"
+        assert receipt.status == 1, f"batch {batch.id}: reverted"
         assert receipt.block_number == batch.block_number == on_chain.block_number
         assert receipt.block_hash == batch.block_hash == chain.block_hash(batch.block_number), (
             f"batch {batch.id}: block not canonical"
