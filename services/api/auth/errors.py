@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import structlog
 from fastapi import Request
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter
 
 from qilian.kit.errors import (
     InvalidInput,
@@ -57,6 +59,16 @@ class RateLimited(TooManyRequests, HeaderError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+AUTH_REFUSALS = Counter(
+    "qilian_auth_refusals_total",
+    "Requests refused for credentials (401) or rate limits (429)",
+    ["problem"],
+)
+log = structlog.get_logger(__name__)
+
+
 async def header_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HeaderError)
+    AUTH_REFUSALS.labels(exc.slug).inc()
+    log.info("auth_refused", problem=exc.slug, detail=exc.detail, path=request.url.path)
     return problem_response(exc.to_problem(request.url.path), headers=exc.headers)

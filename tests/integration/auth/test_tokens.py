@@ -347,3 +347,9 @@ async def test_private_keys_are_stored_encrypted(db_engine):
     raw = key.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     assert raw not in row.private_key_encrypted
     assert "d" not in row.public_jwk
+
+
+async def test_refusals_are_counted_in_metrics(http):
+    await http.get("/v1/me", headers=bearer("not.a.jwt"))
+    metrics = (await http.get("/metrics")).text
+    assert 'qilian_auth_refusals_total{problem="unauthorized"}' in metrics
