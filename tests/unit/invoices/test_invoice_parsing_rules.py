@@ -357,3 +357,50 @@ def test_parsing_is_safe_across_threads() -> None:
         parsed = list(pool.map(parse, documents))
     assert [p.invoice_number for p in parsed] == [f"T-{i}" for i in range(1, 201)]
     assert [p.payable_amount for p in parsed] == [Decimal(i) for i in range(1, 201)]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: b"\xff\xfe" + text.encode("utf-16-le"),
+        lambda text: b"\xfe\xff" + text.encode("utf-16-be"),
+        lambda text: text.encode("utf-16-le"),
+        lambda text: b"\xef\xbb\xbf" + text.encode("utf-8"),
+    ],
+    ids=["utf16le-bom", "utf16be-bom", "utf16le-no-bom", "utf8-bom"],
+)
+def test_a_doctype_is_refused_before_parsing_in_any_encoding(encode) -> None:
+    body = ubl_invoice().decode("utf-8").split("\n", 1)[1]
+    text = (
+        '<?xml version="1.0" encoding="UTF-16"?>\n<!-- a long licence comment -->\n'
+        '<!DOCTYPE Invoice [<!ENTITY x SYSTEM "file:///etc/passwd">]>\n' + body
+    )
+    data = encode(text)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data.replace(b'encoding="UTF-16"', b'encoding="UTF-8"')
+    assert refused(data).reason == "doctype_forbidden"
+
+
+async def test_the_error_handler_renders_a_refusal_as_problem_json() -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from qilian.kit.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/parse")
+    def _parse() -> dict[str, str]:
+        parse(ubl_invoice(payable="2.5033E2"))
+        return {}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/parse")
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["reason"] == "invalid_amount"
+    assert body["field"] == "/Invoice/cac:LegalMonetaryTotal/cbc:PayableAmount"
+    assert body["type"].endswith("/invalid-input")
