@@ -119,6 +119,10 @@ def _china_value(name: str, raw: str, local_file: str) -> str | None:
         if value.startswith("TypeCode "):
             return value.removeprefix("TypeCode ")
         return value if value.endswith("发票") else None
+    if name == "customization_id":
+        if local_file.endswith(".ofd"):
+            return None  # the manifest gives the OFD container's version here
+        return value.removeprefix("Version ")
     if name == "payment_account" and "/" in value:
         base, alternative = value.split("/", 1)
         return base if "shudian" in local_file else base[: -len(alternative)] + alternative
@@ -126,6 +130,7 @@ def _china_value(name: str, raw: str, local_file: str) -> str | None:
 
 
 _TEXT_FIELDS: dict[str, Callable[[ParsedInvoice], str | None]] = {
+    "customization_id": lambda p: p.profile,
     "type_code": lambda p: p.type_code,
     "invoice_number": lambda p: p.invoice_number,
     "issue_date": lambda p: p.issue_date.isoformat(),

@@ -74,7 +74,7 @@ def parse_shudian(root: etree._Element, *, fmt: InvoiceFormat | None = None) -> 
     draft.currency = "CNY"
     tag = reader.one("Header/EInvoiceTag")
     version = reader.one("Header/Version")
-    draft.profile = " ".join(v for v in (tag, version) if v) or None
+    draft.profile = " ".join(v for v in (tag, f"v{version}" if version else None) if v) or None
     if tag is not None and not tag.startswith("SWEI"):
         draft.warn(
             "unknown_einvoice_tag", "EInvoiceTag does not start with SWEI", "Header/EInvoiceTag"
