@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from qilian.cli import admin
+from qilian.cli import admin, verify
 from qilian.kit import db, outbox
 from qilian.kit.anvil import Anvil, rpc_ready
 from qilian.kit.settings import REPO_ROOT, Settings, get_settings
@@ -27,6 +27,7 @@ app = typer.Typer(
     help="Qilian SCF: supply-chain-finance receivables platform.", no_args_is_help=True
 )
 app.add_typer(admin.app, name="admin")
+app.command("verify")(verify.verify)
 
 
 def _settings(**overrides: Any) -> Settings:

@@ -13,6 +13,7 @@ from qilian.kit.app import create_service_app
 from qilian.kit.health import broker_check, chain_check, check_database
 from qilian.kit.settings import Settings, get_settings
 from services.ledger.deployments import service as deployments
+from services.ledger.proofs import router as proofs
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with db.transaction() as session:
             return (await deployments.addresses(session, settings)).get("ReceivableAnchor")
 
-    return create_service_app(
+    app = create_service_app(
         service="ledger",
         title="Qilian SCF ledger",
         description="Anchoring of receivable events on chain, proofs and verification.",
@@ -33,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "chain": chain_check(settings, contract=anchor_address),
         },
     )
+    app.include_router(proofs.router(settings))
+    return app
 
 
 app = create_app()

@@ -1,0 +1,1 @@
+"""The ledger's read-only auditor endpoints: proof bundles, anchored batches, verification."""
