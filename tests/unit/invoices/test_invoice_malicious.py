@@ -3,8 +3,8 @@ no trace of ``/etc/passwd`` or ``/etc/hostname`` in what goes back, and a bounde
 
 Each file is parsed in a forked child (``refusal_probe``) so its peak resident set is its own.
 The memory bound (200 MB, the issue's figure) is asserted; times are reported by
-``bench/ingest_parse.py`` in docs/benchmarks.md rather than asserted, since a shared machine makes
-them noisy.
+``bench/ingest_parse.py`` in docs/benchmarks.md rather than asserted against the 2 s budget, since
+a shared machine makes them noisy (only a 30 s hang detector is asserted).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ FILES = (
     else []
 )
 RSS_BOUND_KIB = 200 * 1024
+HANG_BOUND_SECONDS = 30  # catches a hang; the 2 s budget is measured in docs/benchmarks.md
 
 pytestmark = [
     pytest.mark.skipif(not FILES, reason="corpus ../shared/conformance/invoices/malicious absent"),
@@ -82,6 +83,7 @@ def test_hostile_file_is_refused_without_harm(path: Path, results) -> None:
         assert secret not in rendered
     assert "root:x:0:0" not in rendered
     assert result["rss_growth_kib"] < RSS_BOUND_KIB, result
+    assert result["seconds"] < HANG_BOUND_SECONDS, result
 
 
 EXPECTED_REASONS = {
