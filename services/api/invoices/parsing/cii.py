@@ -90,7 +90,7 @@ def _party(reader: Reader, node: etree._Element | None, ctx: str) -> Party:
     return Party(
         name=reader.one("ram:Name", node, ctx),
         tax_id=reader.one(_VAT, node, ctx),
-        tax_registration_id=reader.one(_OTHER_TAX, node, ctx),
+        tax_registration_id="|".join(reader.many(_OTHER_TAX, node)) or None,
         legal_id=reader.one("ram:SpecifiedLegalOrganization/ram:ID", node, ctx),
     )
 

@@ -45,7 +45,7 @@ class Party:
 
     name: str | None = None  # BT-27 / BT-44
     tax_id: str | None = None  # BT-31 / BT-48: VAT id; for China the USCC (纳税人识别号)
-    tax_registration_id: str | None = None  # BT-32: other tax registration (e.g. "FC")
+    tax_registration_id: str | None = None  # BT-32: other tax registration(s), "|"-joined
     legal_id: str | None = None  # BT-30 / BT-47: legal registration id
 
 

@@ -42,7 +42,7 @@ def _party(reader: Reader, path: str) -> Party:
     return Party(
         name=name,
         tax_id=reader.one(_VAT, node, path),
-        tax_registration_id=reader.one(_OTHER_TAX, node, path),
+        tax_registration_id="|".join(reader.many(_OTHER_TAX, node)) or None,
         legal_id=reader.one("cac:PartyLegalEntity/cbc:CompanyID", node, path),
     )
 
