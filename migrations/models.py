@@ -4,6 +4,7 @@ from typing import Any
 
 from qilian.kit import outbox  # noqa: F401
 from qilian.kit.db import SCHEMAS, metadata
+from services.api.audit import checkpoints as _audit_checkpoints  # noqa: F401
 from services.api.audit import models as _audit  # noqa: F401
 from services.api.auth import models as _auth  # noqa: F401
 from services.api.organizations import models as _organizations  # noqa: F401

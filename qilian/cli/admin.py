@@ -172,16 +172,27 @@ def retire_signing_key(kid: str) -> None:
 
 @app.command("verify-audit")
 def verify_audit() -> None:
-    """Recompute the audit log's hash chain; exit 1 naming the first row that was altered."""
+    """Recompute the audit log's hash chain and compare it with every anchored checkpoint;
+    exit 1 naming the first row that was altered or the checkpoint the log no longer reaches."""
+    from services.api.audit import checkpoints
     from services.api.audit import service as audit
 
-    result = _run(audit.verify)
-    if result.ok:
+    async def work(session: AsyncSession) -> tuple[Any, list[checkpoints.CheckpointProblem]]:
+        return await audit.verify(session), await checkpoints.verify_checkpoints(session)
+
+    result, problems = _run(work)
+    for problem in problems:
+        typer.echo(
+            f"checkpoint {problem.checkpoint} (audit seq {problem.audit_seq}): {problem.reason}",
+            err=True,
+        )
+    if result.ok and not problems:
         typer.echo(f"audit log intact: {result.rows} rows, head {result.head_hash}")
         return
-    typer.echo(
-        f"audit log BROKEN at seq {result.first_bad_seq}: {result.reason} "
-        f"({result.rows} rows verified before it)",
-        err=True,
-    )
+    if not result.ok:
+        typer.echo(
+            f"audit log BROKEN at seq {result.first_bad_seq}: {result.reason} "
+            f"({result.rows} rows verified before it)",
+            err=True,
+        )
     raise typer.Exit(1)

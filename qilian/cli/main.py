@@ -27,6 +27,9 @@ app = typer.Typer(
     help="Qilian SCF: supply-chain-finance receivables platform.", no_args_is_help=True
 )
 app.add_typer(admin.app, name="admin")
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+audit_app.command("verify")(admin.verify_audit)
+app.add_typer(audit_app, name="audit")
 app.command("verify")(verify.verify)
 
 
@@ -44,7 +47,7 @@ def migrate_database(database_url: str | None = None) -> None:
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
     config.attributes["database_url"] = database_url or get_settings().database_url
-    command.upgrade(config, "heads")
+    command.upgrade(config, "head")
 
 
 async def _deploy(settings: Settings) -> dict[str, str]:

@@ -1,13 +1,16 @@
 """The demo seed: an operator, a core firm per cluster, suppliers, banks, a guarantor, an auditor
 and a regulator, each with API client credentials written to ``var/demo-credentials.json``.
 
-Idempotent: organisations are found by tax id; an organisation whose secret is not in the file
-gets a new client (secrets are stored hashed, so they cannot be read back).
+Each organisation also gets one person (``demo-NN``) whose username and password are written beside
+the client credentials. Idempotent: organisations and people are found again; an organisation
+whose secret or password is not in the file gets a new one (both are stored hashed, so they
+cannot be read back).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +58,11 @@ async def seed_demo(session: AsyncSession, credentials_file: Path) -> list[dict[
                 session,
                 OrganizationBase(name=name, role=role, tax_id=tax_id, cluster=cluster, green=green),
             )
-        entry = known.get(org.id)
-        if entry is None or not entry.get("client_secret"):
+        entry = dict(known.get(org.id) or {})
+        if not entry.get("client_secret"):
             client = await org_service.issue_client(session, org.id)
-            entry = {"client_id": client.client_id, "client_secret": client.client_secret}
+            entry.update(client_id=client.client_id, client_secret=client.client_secret)
+        entry.update(await _demo_user(session, org.id, f"demo-{n:02d}", entry))
         organizations.append(
             {
                 "id": org.id,
@@ -68,9 +72,32 @@ async def seed_demo(session: AsyncSession, credentials_file: Path) -> list[dict[
                 "cluster": Cluster(org.cluster).value if org.cluster else None,
                 "client_id": entry["client_id"],
                 "client_secret": entry["client_secret"],
+                "username": entry["username"],
+                "password": entry["password"],
             }
         )
     return organizations
+
+
+async def _demo_user(
+    session: AsyncSession, organization_id: str, username: str, known: dict[str, Any]
+) -> dict[str, str]:
+    """One person per demo organisation; a password not in the file is set anew."""
+    from services.api.audit import service as audit
+    from services.api.auth import repository as auth_repository
+    from services.api.auth import service as auth_service
+
+    password = known.get("password") if known.get("username") == username else None
+    user = await auth_repository.user_by_username(session, username, lock=True)
+    if user is None:
+        password = secrets.token_urlsafe(12)
+        await auth_service.create_user(session, audit.SYSTEM, organization_id, username, password)
+    elif not password:
+        password = secrets.token_urlsafe(12)
+        user.password_hash = auth_service.hash_password(password)
+        await session.flush()
+    assert password is not None
+    return {"username": username, "password": password}
 
 
 def read_credentials(path: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ TASK_MODULES = [
     "services.worker.relay",
     "services.ledger.ingest.tasks",
     "services.ledger.anchoring.tasks",
+    "services.api.audit.tasks",
 ]
 
 
@@ -57,6 +58,11 @@ def create_celery() -> Celery:
                 "task": "ledger.anchoring.tick",
                 "schedule": 1.0,
                 "options": {"expires": 5.0},
+            },
+            "audit-checkpoint": {
+                "task": "audit.checkpoint",
+                "schedule": 60.0,
+                "options": {"expires": 60.0},
             },
             "ledger-reconcile": {
                 "task": "ledger.anchoring.reconcile",
