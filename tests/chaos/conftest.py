@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,6 +38,17 @@ __all__ = ["ChaosStack", "Process", "wait_for"]
 LEDGER_TABLES = "ledger.records, ledger.batches, ledger.accounts, ledger.event_inbox"
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "chaos: kills, pauses, wipes or reorganises a dependency of a running stack"
@@ -54,7 +67,7 @@ def event_payload(receivable_id: str, seq: int) -> dict[str, Any]:
     }
 
 
-@dataclass
+@dataclass(repr=False)  # no environment dump in assertion messages
 class ChaosStack:
     """A worker, a beat and an anvil (with a state file), plus the handles the tests pull."""
 
@@ -203,15 +216,17 @@ StackFactory = Callable[..., ChaosStack]
 
 
 @pytest.fixture
-def chaos_stack(
-    migrated: Infra, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[StackFactory]:
-    """Start a stack with ``chaos_stack(confirmations=…, block_time=…, **env)``; stopped after."""
+def chaos_stack(migrated: Infra, request: pytest.FixtureRequest) -> Iterator[StackFactory]:
+    """Start a stack with ``chaos_stack(confirmations=…, block_time=…, **env)``; stopped after.
+
+    Logs and the chain's state go to a temporary directory of their own (not pytest's basetemp,
+    which a concurrent pytest run may rotate away), removed after a pass and kept after a failure.
+    """
     started: list[ChaosStack] = []
     saved = _deployments(migrated)
 
     def start(confirmations: int = 1, block_time: float | None = None, **extra: str) -> ChaosStack:
-        logs = tmp_path_factory.mktemp("chaos")
+        logs = Path(tempfile.mkdtemp(prefix="qilian-chaos-"))
         _clean(migrated)
         chain = Anvil(
             state_file=logs / "chain-state.json",
@@ -258,3 +273,8 @@ def chaos_stack(
         for stack in started:
             stack.stop()
         _restore_deployments(migrated, saved)
+        for stack in started:
+            if request.node.stash.get(FAILED, True):
+                print(f"chaos stack logs kept in {stack.logs}")
+            else:
+                shutil.rmtree(stack.logs, ignore_errors=True)
