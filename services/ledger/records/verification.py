@@ -275,6 +275,14 @@ def _skip_rest(steps: list[Step], reason: str) -> None:
     )
 
 
+def _same(computed_as: str, value: bytes, claimed: str, what: str = "what the bundle says") -> str:
+    """``<how> = 0x…, equal to <what>`` or ``… ≠ <what> 0x…``."""
+    text = f"{computed_as} = {to_hex(value)}"
+    if to_hex(value) == claimed:
+        return f"{text}, equal to {what}"
+    return f"{text} ≠ {what} {claimed}"
+
+
 def _iso(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -328,9 +336,20 @@ def _offline_steps(bundle: ProofBundle, steps: list[Step]) -> _Recomputed:
             f"(seq {bundle.record.seq}, {bundle.record.type}); batch {bundle.batch_id}",
         )
     )
-    for name in ("record_hash", "entry_id"):
-        check = checks[name]
-        steps.append(_check(name, check.ok, check.detail))
+    steps.append(
+        _check(
+            "record_hash",
+            checks["record_hash"].ok,
+            _same("keccak256 of the record's RFC 8785 JSON", computed_hash, bundle.record_hash),
+        )
+    )
+    steps.append(
+        _check(
+            "entry_id",
+            checks["entry_id"].ok,
+            _same(f"keccak256({bundle.record.event_id!r})", computed_entry, bundle.entry_id),
+        )
+    )
     steps.append(
         _ok(
             "leaf",
@@ -338,8 +357,18 @@ def _offline_steps(bundle: ProofBundle, steps: list[Step]) -> _Recomputed:
             + to_hex(leaf),
         )
     )
-    check = checks["merkle_proof"]
-    steps.append(_check("merkle_proof", check.ok, check.detail))
+    steps.append(
+        _check(
+            "merkle_proof",
+            checks["merkle_proof"].ok,
+            _same(
+                f"the leaf folded with {len(bundle.proof)} proof node(s)",
+                folded,
+                bundle.root,
+                what="the bundle's root",
+            ),
+        )
+    )
     return _Recomputed(bundle, computed_hash, computed_entry, leaf, folded)
 
 
@@ -373,7 +402,7 @@ def _chain_steps(
         _skip_rest(steps, "the RPC endpoint did not answer")
         return None
     contract_ok = size > 0
-    detail = f"{size} bytes of code at {contract}" if size else f"no code at {contract}"
+    detail = f"code at {contract} ({size} bytes)" if size else f"no code at {contract}"
     if expected_contract is not None:
         contract_ok = contract_ok and contract == expected_contract.lower()
         detail += (
@@ -382,7 +411,7 @@ def _chain_steps(
             else f"; expected {expected_contract.lower()}"
         )
     else:
-        detail += "; address taken from the bundle (pin it with the expected contract address)"
+        detail += "; address taken from the bundle (pin the one you trust with --contract)"
     steps.append(_check("contract", contract_ok, detail))
     if not contract_ok:
         _skip_rest(steps, "not the anchoring contract")
@@ -414,22 +443,25 @@ def _chain_steps(
         steps.append(_failed("onchain_root", f"{call} is empty: batch not anchored on {contract}"))
     else:
         root_ok = on_chain.root == it.folded and on_chain.root == from_hex(bundle.root)
-        steps.append(
-            _check(
-                "onchain_root",
-                root_ok,
-                f"{call} = root {to_hex(on_chain.root)}, {on_chain.count} leaves, block "
-                f"{on_chain.block_number}; the proof folds to {to_hex(it.folded)}; bundle root "
-                f"{bundle.root}",
+        anchored = to_hex(on_chain.root)
+        detail = f"{call} = root {anchored}, {on_chain.count} leaves, block {on_chain.block_number}"
+        if root_ok:
+            detail += "; equal to the folded proof and to the bundle's root"
+        else:
+            detail += (
+                f"; the folded proof gives {to_hex(it.folded)}"
+                + ("" if on_chain.root == it.folded else " (different)")
+                + f"; the bundle's root is {bundle.root}"
+                + ("" if anchored == bundle.root else " (different)")
             )
-        )
+        steps.append(_check("onchain_root", root_ok, detail))
     steps.append(
         _check(
             "verify_entry",
             accepted and entry_block == bundle.block_number,
-            f"verifyEntry({bundle.batch_id}, recomputed entry_id, recomputed record_hash, "
-            f"{len(bundle.proof)}-node proof) = ({str(accepted).lower()}, {entry_time}, "
-            f"{entry_block}); bundle block {bundle.block_number}",
+            f"verifyEntry({bundle.batch_id}, entry_id, record_hash, proof) with the recomputed "
+            f"values = ({str(accepted).lower()}, {entry_time}, {entry_block}); bundle block "
+            f"{bundle.block_number}",
         )
     )
     if tx is None:
@@ -444,9 +476,9 @@ def _chain_steps(
             _check(
                 "block",
                 block_ok,
-                f"transaction {bundle.tx_hash}: status {tx.status}, to {tx.to}, block "
-                f"{tx.block_number}; bundle block {bundle.block_number}; contract recorded block "
-                f"{on_chain.block_number}",
+                f"transaction {bundle.tx_hash}: status {tx.status}, to {tx.to}, in block "
+                f"{tx.block_number}; the bundle says block {bundle.block_number}, the contract "
+                f"recorded block {on_chain.block_number}",
             )
         )
     if block_time is None:
@@ -457,9 +489,9 @@ def _chain_steps(
         _check(
             "block_time",
             block_time == on_chain.timestamp,
-            f"block {bundle.block_number} at {_iso(block_time)} (timestamp {block_time}); "
-            f"contract recorded {on_chain.timestamp}; {confirmations} confirmation(s), head "
-            f"{head}",
+            f"block {bundle.block_number} mined at {_iso(block_time)} (timestamp {block_time}, "
+            f"the contract recorded {on_chain.timestamp}); {confirmations} confirmation(s) at "
+            f"head {head}",
         )
     )
     return _iso(block_time)
@@ -493,8 +525,12 @@ def _history(receivable_id: str, items: list[_Recomputed]) -> HistoryReport:
                 _check(
                     name,
                     record.prev == to_hex(before),
-                    f"prev {record.prev}; record_hash of seq {seq - 1} (recomputed) "
-                    f"{to_hex(before)}",
+                    _same(
+                        f"record_hash of seq {seq - 1} (recomputed)",
+                        before,
+                        record.prev or "null",
+                        what=f"prev of seq {seq}",
+                    ),
                 )
             )
         elif seq == seqs[0]:
