@@ -22,6 +22,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.padding import Padding
 from rich.table import Table
 
 from services.ledger.records.keccak import ensure_keccak_backend
@@ -60,14 +61,14 @@ def read_bundles(paths: list[str]) -> list[tuple[str, object]]:
     return items
 
 
-def _steps_table(steps: list[Step]) -> Table:
-    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1, 0, 2))
+def _steps_table(steps: list[Step]) -> Padding:
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 1))
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True, style="bold")
     table.add_column(overflow="fold")
     for step in steps:
         table.add_row(_MARKS[step.status], step.name, escape(step.detail))
-    return table
+    return Padding(table, (0, 0, 0, 2))
 
 
 def render(report: VerificationReport, console: Console) -> None:
