@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -161,13 +162,20 @@ def up(
     api_port: Annotated[int, typer.Option()] = 8000,
     ledger_port: Annotated[int, typer.Option()] = 8001,
     rpc_port: Annotated[int, typer.Option()] = 8545,
+    worker_metrics_port: Annotated[int, typer.Option()] = 8002,
     var_dir: Annotated[Path, typer.Option(help="data directory")] = REPO_ROOT / "var",
 ) -> None:
     """Run the whole platform on this machine until Ctrl-C; data persists in VAR_DIR."""
     from qilian.cli import embedded
     from qilian.cli.supervisor import Program, Supervisor, say
 
-    for name, port in (("api", api_port), ("ledger", ledger_port), ("anvil", rpc_port)):
+    ports = (
+        ("api", api_port),
+        ("ledger", ledger_port),
+        ("anvil", rpc_port),
+        ("worker-metrics", worker_metrics_port),
+    )
+    for name, port in ports:
         if not _port_free(port):
             option = "rpc" if name == "anvil" else name
             raise typer.BadParameter(f"port {port} for {name} is in use (see --{option}-port)")
@@ -215,9 +223,20 @@ def up(
                 logs,
             )
         )
+        metrics_dir = var_dir / "metrics" / "worker"
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of a previous run's processes
+        metrics_dir.mkdir(parents=True)
+        worker_env = {
+            **env,
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+            "QILIAN_WORKER_METRICS_PORT": str(worker_metrics_port),
+        }
         supervisor.launch(
             Program(
-                "worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], env, logs
+                "worker",
+                [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
+                worker_env,
+                logs,
             )
         )
         supervisor.launch(
@@ -247,7 +266,8 @@ def up(
             say(f"  API        {settings.api_url}/docs   (readiness {settings.api_url}/readyz)")
             say(f"  Ledger     {settings.ledger_url}/docs")
             say(f"  Chain RPC  {settings.rpc_url}   (chain id {settings.chain_id})")
-            say(f"  Metrics    {settings.api_url}/metrics, {settings.ledger_url}/metrics")
+            say(f"  Metrics    {settings.api_url}/metrics, {settings.ledger_url}/metrics,")
+            say(f"             http://127.0.0.1:{worker_metrics_port}/metrics (worker)")
             if demo:
                 say(f"  Demo credentials  {credentials}")
             say(f"  Logs       {logs}")

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8000"
     ledger_url: str = "http://127.0.0.1:8001"
 
+    # the worker's Prometheus endpoint (off when unset); with a prefork pool, set
+    # PROMETHEUS_MULTIPROC_DIR so that every pool process's counts are collected
+    worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
+
     # outbox relay
     outbox_batch_size: int = 100
     outbox_redelivery_seconds: float = 30.0

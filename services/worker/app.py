@@ -8,10 +8,11 @@ another. The outbox relay runs here, driven by beat.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
 
 from qilian.kit.logging import configure_logging
 from qilian.kit.settings import get_settings
@@ -86,3 +87,27 @@ def _logging(**_: Any) -> None:
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     reset_after_fork()
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    """Serve ``/metrics`` from the worker's main process (every pool process's counts)."""
+    settings = get_settings()
+    port = settings.worker_metrics_port
+    if port is None:
+        return
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    start_http_server(port, addr=settings.worker_metrics_host, registry=registry)
+
+
+@worker_process_shutdown.connect
+def _pool_process_gone(pid: int | None = None, **_: Any) -> None:
+    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -81,6 +81,7 @@ class Stack:
     api_url: str
     ledger_url: str
     anvil: Anvil
+    worker_metrics_url: str
     processes: dict[str, Process] = field(default_factory=dict)
 
     def ready(self) -> bool:
@@ -99,7 +100,9 @@ def stack(
     # deploying again on it below.
     chain = Anvil(state_file=logs / "chain.json", state_interval=1)
     chain.start()
-    api_port, ledger_port = free_port(), free_port()
+    api_port, ledger_port, worker_metrics_port = free_port(), free_port(), free_port()
+    metrics_dir = logs / "worker-metrics"
+    metrics_dir.mkdir()
     env = {
         **os.environ,
         **migrated.env(chain.rpc_url),
@@ -108,6 +111,8 @@ def stack(
         "QILIAN_OUTBOX_REDELIVERY_SECONDS": "2",
         "QILIAN_OUTBOX_BATCH_SIZE": "50",
         "QILIAN_RELAY_INTERVAL_SECONDS": "0.5",
+        "QILIAN_WORKER_METRICS_PORT": str(worker_metrics_port),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "PYTHONUNBUFFERED": "1",
     }
     subprocess.run(
@@ -115,7 +120,12 @@ def stack(
     )
     uvicorn = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--no-access-log"]
     celery = [str(BIN / "celery"), "-A", "services.worker.app"]
-    stack = Stack(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ledger_port}", chain)
+    stack = Stack(
+        f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{ledger_port}",
+        chain,
+        f"http://127.0.0.1:{worker_metrics_port}/metrics",
+    )
     for name, command in {
         "api": [*uvicorn, "--port", str(api_port), "services.api.main:app"],
         "ledger": [*uvicorn, "--port", str(ledger_port), "services.ledger.main:app"],

@@ -90,3 +90,14 @@ def test_worker_killed_while_relay_holds_claims_loses_and_duplicates_nothing(sta
     assert sql("SELECT count(*) FROM platform.outbox WHERE dead_at IS NOT NULL") == 0
     # the kill really interrupted deliveries: some events were published more than once
     assert sql("SELECT max(attempts) FROM platform.outbox") >= 2
+
+
+def test_worker_serves_the_task_counts_of_its_pool_processes(stack: Stack):
+    def relay_counted() -> bool:
+        try:
+            text_ = httpx.get(stack.worker_metrics_url, timeout=5).text
+        except httpx.HTTPError:
+            return False
+        return 'qilian_task_total{outcome="ok",task="outbox.relay"}' in text_
+
+    wait_for(relay_counted, 60, "the worker's metrics to count relay runs")
