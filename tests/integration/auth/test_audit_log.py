@@ -81,7 +81,7 @@ async def test_database_refuses_to_change_the_audit_log(db_engine, sql):
 
 def _cli_verify() -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "qilian.cli.main", "admin", "verify-audit"],
+        [sys.executable, "-m", "qilian.cli.main", "audit", "verify"],
         capture_output=True,
         text=True,
         env=os.environ.copy(),
