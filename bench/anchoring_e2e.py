@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -252,7 +253,7 @@ def run_stack(args: argparse.Namespace, root: Path) -> list[Phase]:
                 [str(BIN / "qilian"), "deploy-contracts"], env=env, check=True, capture_output=True
             )
             celery = [str(BIN / "celery"), "-A", "services.worker.app"]
-            worker = [*celery, "worker", "--loglevel", "WARNING", "--concurrency", "2"]
+            worker = [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"]
             beat = [*celery, "beat", "--loglevel", "WARNING", "-s", str(root / "beat-schedule")]
             with (
                 process(worker, env, root / "worker.log"),
@@ -275,11 +276,36 @@ def run_stack(args: argparse.Namespace, root: Path) -> list[Phase]:
                     finally:
                         await db.dispose_engine()
 
-                return asyncio.run(measure())
+                phases = asyncio.run(measure())
+            args.task_times = task_times((root / "worker.log").read_text(errors="replace"))
+            return phases
         finally:
             node.stop()
     finally:
         pg.stop()
+
+
+TASK_DONE = re.compile(r"Task ([\w.]+)\[[^\]]+\] succeeded in ([0-9.]+)s")
+
+
+def task_times(log: str) -> dict[str, list[float]]:
+    """Run times of the worker's tasks over the whole run, from its INFO log."""
+    times: dict[str, list[float]] = {}
+    for name, seconds in TASK_DONE.findall(log):
+        times.setdefault(name, []).append(float(seconds))
+    return times
+
+
+def report_tasks(times: dict[str, list[float]]) -> None:
+    print()
+    print("| worker task (whole run) | runs | busy | median | max |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values in sorted(times.items()):
+        values = sorted(values)
+        print(
+            f"| `{name}` | {len(values):,} | {sum(values):.1f} s | "
+            f"{values[len(values) // 2]:.3f} s | {values[-1]:.2f} s |"
+        )
 
 
 def report(phases: list[Phase], gas: list[tuple[int, int]], base: tuple[float, int], n: int):
@@ -338,6 +364,7 @@ def main() -> None:
         leaves: list[bytes] = args.baseline_leaves
         base = baseline(leaves)
         report(phases, gas, base, len(leaves))
+        report_tasks(args.task_times)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

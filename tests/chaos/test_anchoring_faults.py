@@ -5,7 +5,6 @@ worker killed while a batch is in flight. Every test ends with the shared invari
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import time
 
@@ -186,7 +185,9 @@ def test_after_a_chain_wipe_no_batch_is_taken_for_anchored_on_a_contract_without
     chaos_stack: StackFactory,
 ):
     """Between the wipe and the next reconciliation (up to a minute) new batches keep being sent;
-    a transaction to an address without code succeeds, so none may then be called anchored."""
+    a transaction to an address without code succeeds (a plain call), so a batch sent then must
+    not be called anchored. (Batches anchored before the wipe read as final until reconciliation
+    notices; that delay is the reconciliation interval, covered by the test above.)"""
     stack = chaos_stack()
     stack.emit(10, 2)
     stack.wait_all(SETTLE)
@@ -199,15 +200,24 @@ def test_after_a_chain_wipe_no_batch_is_taken_for_anchored_on_a_contract_without
     stack.restart_anvil()
     stack.emit(10, 2)
 
-    def new_batch_left_pending() -> bool:
-        return any(b.id not in known and b.status != "pending" for b in batches(stack))
+    def has_code() -> bool:
+        return len(stack.w3.eth.get_code(stack.w3.to_checksum_address(contract))) > 0
 
-    with contextlib.suppress(AssertionError):  # it may also stay pending, which is fine
-        wait_for(new_batch_left_pending, 20, "a batch sent after the wipe")
+    def new_batches_off_pending() -> list[tuple[int, str, str | None, str | None]]:
+        return [
+            (b.id, b.status, b.contract, b.tx_hash)
+            for b in batches(stack)
+            if b.id not in known and b.status != "pending"
+        ]
+
+    # until a batch of the new events is sent, or reconciliation redeploys (then all is well)
+    wait_for(lambda: bool(new_batches_off_pending()) or has_code(), 150, "a send after the wipe")
+    code = has_code()
     on_nothing = [
-        (b.id, b.status, b.tx_hash)
-        for b in batches(stack)
-        if b.status in ("anchored", "final") and b.contract == contract.lower()
-        if len(stack.w3.eth.get_code(stack.w3.to_checksum_address(contract))) == 0
+        b
+        for b in new_batches_off_pending()
+        if b[1] in ("anchored", "final") and b[2] == contract.lower()
     ]
-    assert on_nothing == [], f"batches taken for anchored on {contract}, which has no code"
+    assert code or on_nothing == [], (
+        f"batches sent after the wipe and taken for anchored on {contract}, which has no code"
+    )
