@@ -8,6 +8,8 @@ from qilian.kit.app import create_service_app
 from qilian.kit.health import broker_check, chain_check, check_database
 from qilian.kit.settings import Settings, get_settings
 from services.api import auth
+from services.api.invoices.router import router as invoices_router
+from services.api.receivables.router import router as receivables_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,6 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     auth.install(app, settings)  # identity, directory, audit log, idempotency
+    app.include_router(invoices_router)
+    app.include_router(receivables_router)
     return app
 
 

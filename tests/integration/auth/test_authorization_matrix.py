@@ -128,6 +128,49 @@ MATRIX: dict[tuple[str, str], list[Cell]] = {
             _only({Role.operator}, 201, 403),
         ),
     ],
+    ("POST", "/v1/invoices"): [
+        ("empty", lambda w: "/v1/invoices", None, _only({Role.supplier}, 422, 403))
+    ],
+    ("POST", "/v1/invoices/parse"): [
+        ("empty", lambda w: "/v1/invoices/parse", None, _only({Role.supplier}, 422, 403))
+    ],
+    ("POST", "/v1/invoice-imports"): [
+        ("empty", lambda w: "/v1/invoice-imports", None, _only({Role.supplier}, 422, 403))
+    ],
+    ("GET", "/v1/invoice-imports/{import_id}"): [
+        (
+            "missing",
+            lambda w: "/v1/invoice-imports/imp_nope",
+            None,
+            _only({Role.supplier}, 404, 403),
+        )
+    ],
+    ("PUT", "/v1/core-firms/{organization_id}/payment-terms"): [
+        (
+            "own",
+            lambda w: f"/v1/core-firms/{w.own.id}/payment-terms",
+            lambda: {"payment_terms_days": 30},
+            {r: 200 if r == Role.core_firm else 404 if r == Role.operator else 403 for r in ROLES},
+        ),
+        (
+            "other",
+            lambda w: f"/v1/core-firms/{w.other.id}/payment-terms",
+            lambda: {"payment_terms_days": 30},
+            _only({Role.core_firm, Role.operator}, 404, 403),
+        ),
+    ],
+    ("GET", "/v1/receivables"): [
+        ("own", lambda w: "/v1/receivables", None, _only(set(ROLES), 200, 0))
+    ],
+    ("GET", "/v1/receivables/{receivable_id}"): [
+        ("missing", lambda w: "/v1/receivables/rcv_nope", None, _only(set(ROLES), 404, 0))
+    ],
+    ("GET", "/v1/receivables/{receivable_id}/events"): [
+        ("missing", lambda w: "/v1/receivables/rcv_nope/events", None, _only(set(ROLES), 404, 0))
+    ],
+    ("GET", "/v1/receivables/{receivable_id}/proof"): [
+        ("missing", lambda w: "/v1/receivables/rcv_nope/proof", None, _only(set(ROLES), 404, 0))
+    ],
     ("GET", "/v1/audit-log"): [("log", lambda w: "/v1/audit-log", None, _only(READERS, 200, 403))],
     ("GET", "/v1/audit-log/verify"): [
         ("verify", lambda w: "/v1/audit-log/verify", None, _only(READERS, 200, 403))

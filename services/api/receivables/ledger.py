@@ -1,0 +1,115 @@
+"""The ledger's proof API over HTTP (the api never imports the ledger): the anchoring status of a
+receivable's events and their proof bundles.
+
+``GET {ledger_url}/v1/proofs/receivables/{id}`` answers each event the ledger has recorded with its
+status (``pending``, ``anchored``, ``final``), batch id and, once anchored, the bundle (which
+names the transaction and block). An event the ledger has not received yet (still in the outbox)
+is ``pending``. When the ledger cannot be reached, the status is ``unknown``: showing a receivable
+never fails because the ledger is down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+import structlog
+
+log = structlog.get_logger(__name__)
+
+TIMEOUT_SECONDS: Final = 2.0
+
+
+class LedgerUnavailable(Exception):
+    """The ledger did not answer, or answered with a server error."""
+
+
+@dataclass(frozen=True)
+class LedgerAnswer:
+    status_code: int
+    body: Any
+    headers: dict[str, str]
+
+
+class LedgerClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = TIMEOUT_SECONDS,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.transport = transport
+        self.timeout = timeout
+
+    async def receivable_proofs(self, receivable_id: str, *, latest: bool = False) -> LedgerAnswer:
+        """The ledger's answer (200 or 404 with its JSON); :class:`LedgerUnavailable` otherwise."""
+        params = {"latest": "true"} if latest else None
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.base_url, transport=self.transport, timeout=self.timeout
+            ) as client:
+                response = await client.get(
+                    f"/v1/proofs/receivables/{receivable_id}", params=params
+                )
+        except httpx.HTTPError as exc:
+            log.warning("ledger_unreachable", error=type(exc).__name__)
+            raise LedgerUnavailable(str(exc)) from exc
+        if response.status_code >= 500:
+            raise LedgerUnavailable(f"the ledger answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise LedgerUnavailable("the ledger answered something that is not JSON") from None
+        kept = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
+        return LedgerAnswer(response.status_code, body, kept)
+
+
+@dataclass(frozen=True)
+class EventAnchoring:
+    event_id: str
+    seq: int
+    status: str  # pending | anchored | final | unknown
+    batch_id: int | None = None
+    tx_hash: str | None = None
+    block_number: int | None = None
+
+
+ORDER: Final = {"pending": 0, "anchored": 1, "final": 2}
+
+
+async def anchoring(
+    client: LedgerClient, receivable_id: str, events: list[tuple[str, int]]
+) -> tuple[str, list[EventAnchoring]]:
+    """Each event's anchoring (``events`` are ``(event_id, seq)``) and the receivable's overall
+    status: the least advanced of its events, or ``unknown`` when the ledger is unreachable."""
+    try:
+        answer = await client.receivable_proofs(receivable_id)
+    except LedgerUnavailable:
+        return "unknown", [EventAnchoring(eid, seq, "unknown") for eid, seq in events]
+    known: dict[str, dict[str, Any]] = {}
+    if answer.status_code == 200 and isinstance(answer.body, dict):
+        for item in answer.body.get("events") or []:
+            if isinstance(item, dict) and isinstance(item.get("event_id"), str):
+                known[item["event_id"]] = item
+    out = []
+    for event_id, seq in events:
+        item = known.get(event_id)
+        if item is None or item.get("status") not in ORDER:
+            out.append(EventAnchoring(event_id, seq, "pending"))
+            continue
+        bundle = item.get("bundle") if isinstance(item.get("bundle"), dict) else {}
+        out.append(
+            EventAnchoring(
+                event_id,
+                seq,
+                item["status"],
+                batch_id=item.get("batch_id"),
+                tx_hash=bundle.get("tx_hash") if bundle else None,
+                block_number=bundle.get("block_number") if bundle else None,
+            )
+        )
+    overall = min((e.status for e in out), key=ORDER.__getitem__, default="pending")
+    return overall, out

@@ -1,0 +1,156 @@
+"""Tables of the receivable domain: ``platform.receivables`` and ``platform.receivable_events``.
+
+A receivable keeps each lifecycle axis in a column of its own (ARCHITECTURE.md, "Lifecycles"):
+confirmation, financing, settlement and dispute change independently, each by an explicit event.
+Anchoring is not stored here: the ledger keeps it, and the API asks the ledger when it shows a
+receivable. Money is integer minor units beside an ISO 4217 code; the database checks what must
+always hold (positive face value, open amount within it, due date not before issue date, known
+states) and ``(receivable_id, seq)`` is unique, so an event history can have no fork.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+class Confirmation(StrEnum):
+    pending = "pending"
+    confirmed = "confirmed"
+    rejected = "rejected"
+    cancelled = "cancelled"
+
+
+class Financing(StrEnum):
+    unfinanced = "unfinanced"
+    in_auction = "in_auction"
+    financed = "financed"
+
+
+class Settlement(StrEnum):
+    open = "open"
+    partially_paid = "partially_paid"
+    paid = "paid"
+    overdue = "overdue"
+    written_off = "written_off"
+
+
+class Dispute(StrEnum):
+    none = "none"
+    open = "open"
+    resolved = "resolved"
+
+
+class DueDateSource(StrEnum):
+    invoice = "invoice"  # BT-9 of the invoice
+    payment_terms = "payment_terms"  # issue date + the core firm's payment_terms_days
+
+
+def _in(column: str, values: type[StrEnum]) -> str:
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
+
+
+class Receivable(SQLModel, table=True):
+    """A supplier's claim on a core firm for one invoice's amount due (``rcv_…``)."""
+
+    __tablename__ = "receivables"
+    __table_args__ = (
+        CheckConstraint("face_value_minor > 0", name="face_value_positive"),
+        CheckConstraint(
+            "open_amount_minor >= 0 AND open_amount_minor <= face_value_minor",
+            name="open_amount_within_face_value",
+        ),
+        CheckConstraint("due_date >= issue_date", name="due_not_before_issue"),
+        CheckConstraint("event_seq >= 0", name="event_seq_not_negative"),
+        CheckConstraint(_in("confirmation", Confirmation), name="confirmation_known"),
+        CheckConstraint(_in("financing", Financing), name="financing_known"),
+        CheckConstraint(_in("settlement", Settlement), name="settlement_known"),
+        CheckConstraint(_in("dispute", Dispute), name="dispute_known"),
+        CheckConstraint(_in("due_date_source", DueDateSource), name="due_date_source_known"),
+        Index("ix_receivables_creditor_id", "creditor_id", "id"),
+        Index("ix_receivables_holder_id", "holder_id", "id"),
+        Index("ix_receivables_debtor_id", "debtor_id", "id"),
+        {"schema": "platform"},
+    )
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    invoice_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("platform.invoices.id"), nullable=False, unique=True
+        )
+    )
+    parent_id: str | None = Field(
+        default=None, sa_column=Column(String(40), ForeignKey("platform.receivables.id"))
+    )
+    creditor_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("platform.organizations.id"), nullable=False)
+    )
+    holder_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("platform.organizations.id"), nullable=False)
+    )
+    debtor_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("platform.organizations.id"), nullable=False)
+    )
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    face_value_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    open_amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    issue_date: date = Field(sa_column=Column(Date, nullable=False))
+    due_date: date = Field(sa_column=Column(Date, nullable=False, index=True))
+    due_date_source: str = Field(sa_column=Column(String(20), nullable=False))
+    confirmation: str = Field(
+        default=Confirmation.pending.value, sa_column=Column(String(20), nullable=False)
+    )
+    financing: str = Field(
+        default=Financing.unfinanced.value, sa_column=Column(String(20), nullable=False)
+    )
+    settlement: str = Field(
+        default=Settlement.open.value, sa_column=Column(String(20), nullable=False)
+    )
+    dispute: str = Field(default=Dispute.none.value, sa_column=Column(String(20), nullable=False))
+    event_seq: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    updated_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class ReceivableEvent(SQLModel, table=True):
+    """One transition of a receivable (``evt_…``); its outbox event carries the same id."""
+
+    __tablename__ = "receivable_events"
+    __table_args__ = (
+        UniqueConstraint("receivable_id", "seq", name="uq_receivable_events_receivable_seq"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        {"schema": "platform"},
+    )
+
+    event_id: str = Field(sa_column=Column(String(64), primary_key=True))
+    receivable_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("platform.receivables.id"), nullable=False)
+    )
+    seq: int = Field(sa_column=Column(Integer, nullable=False))
+    type: str = Field(sa_column=Column(String(64), nullable=False))
+    at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    actor: str = Field(sa_column=Column(String(128), nullable=False))
+    data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))

@@ -1,0 +1,106 @@
+"""All SQL of the receivable domain. Reads are scoped to the caller's organisation here, so an
+object the caller is not a party to is simply not found (404, never 403)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.api.organizations.models import Organization
+from services.api.receivables.models import Receivable, ReceivableEvent
+
+
+def party_of(organization_id: str) -> Any:
+    """The condition "the organisation is creditor, holder or debtor"."""
+    return or_(
+        col(Receivable.creditor_id) == organization_id,
+        col(Receivable.holder_id) == organization_id,
+        col(Receivable.debtor_id) == organization_id,
+    )
+
+
+async def add(session: AsyncSession, row: Receivable | ReceivableEvent) -> None:
+    session.add(row)
+    await session.flush()
+
+
+async def get(session: AsyncSession, receivable_id: str) -> Receivable | None:
+    return await session.get(Receivable, receivable_id)
+
+
+async def get_for_party(
+    session: AsyncSession, receivable_id: str, organization_id: str
+) -> Receivable | None:
+    result = await session.execute(
+        select(Receivable).where(col(Receivable.id) == receivable_id, party_of(organization_id))
+    )
+    return result.scalar_one_or_none()
+
+
+async def lock(session: AsyncSession, receivable_id: str) -> Receivable | None:
+    """The receivable's row, locked until the transaction ends (``SELECT … FOR UPDATE``)."""
+    result = await session.execute(
+        select(Receivable)
+        .where(col(Receivable.id) == receivable_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return result.scalar_one_or_none()
+
+
+def list_query(
+    organization_id: str,
+    *,
+    as_party: str | None = None,
+    confirmation: str | None = None,
+    financing: str | None = None,
+    settlement: str | None = None,
+    dispute: str | None = None,
+    currency: str | None = None,
+    cluster: str | None = None,
+    due_from: date | None = None,
+    due_to: date | None = None,
+) -> Select[Any]:
+    """The caller's receivables with the filters applied (paged by the caller)."""
+    columns = {
+        "creditor": col(Receivable.creditor_id),
+        "holder": col(Receivable.holder_id),
+        "debtor": col(Receivable.debtor_id),
+    }
+    query = select(Receivable)
+    if as_party is None:
+        query = query.where(party_of(organization_id))
+    else:
+        query = query.where(columns[as_party] == organization_id)
+    equal = {
+        col(Receivable.confirmation): confirmation,
+        col(Receivable.financing): financing,
+        col(Receivable.settlement): settlement,
+        col(Receivable.dispute): dispute,
+        col(Receivable.currency): currency,
+    }
+    for column, value in equal.items():
+        if value is not None:
+            query = query.where(column == value)
+    if due_from is not None:
+        query = query.where(col(Receivable.due_date) >= due_from)
+    if due_to is not None:
+        query = query.where(col(Receivable.due_date) <= due_to)
+    if cluster is not None:
+        debtors = select(col(Organization.id)).where(col(Organization.cluster) == cluster)
+        query = query.where(col(Receivable.debtor_id).in_(debtors))
+    return query
+
+
+async def events(session: AsyncSession, receivable_id: str) -> Sequence[ReceivableEvent]:
+    result = await session.execute(
+        select(ReceivableEvent)
+        .where(col(ReceivableEvent.receivable_id) == receivable_id)
+        .order_by(col(ReceivableEvent.seq))
+    )
+    return result.scalars().all()
