@@ -23,6 +23,7 @@ TASK_MODULES = [
     "services.ledger.ingest.tasks",
     "services.ledger.anchoring.tasks",
     "services.api.audit.tasks",
+    "services.api.invoices.tasks",
 ]
 
 
