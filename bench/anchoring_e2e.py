@@ -57,6 +57,9 @@ BIN = Path(sys.executable).parent
 EVENTS_PER_RECEIVABLE = 5
 
 
+STAGES = ("delivered", "record", "batched", "sent", "anchored", "final")
+
+
 @dataclass
 class Phase:
     name: str
@@ -65,6 +68,7 @@ class Phase:
     final: dict[str, float]
     batches: int
     gas: int
+    stages: dict[str, dict[str, float]]  # stage → event_id → when the event reached it
 
     @property
     def events(self) -> int:
@@ -175,12 +179,37 @@ async def outcome(commits: dict[str, float]) -> tuple[dict[str, float], dict[str
     return anchored, final, len(gas), sum(gas.values())
 
 
+async def stages(commits: dict[str, float]) -> dict[str, dict[str, float]]:
+    """When each event reached each stage: acknowledged into the inbox (outbox ``delivered_at``),
+    turned into a record, put in a batch, its batch sent, anchored, final."""
+    from qilian.kit import db
+
+    async with db.transaction() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT o.event_id, o.delivered_at, r.created_at, b.created_at, b.sent_at,"
+                    " b.anchored_at, b.final_at FROM platform.outbox o"
+                    " JOIN ledger.records r ON r.event_id = o.event_id"
+                    " JOIN ledger.batches b ON b.id = r.batch_id WHERE o.event_id = ANY(:ids)"
+                ),
+                {"ids": list(commits)},
+            )
+        ).all()
+    out: dict[str, dict[str, float]] = {stage: {} for stage in STAGES}
+    for row in rows:
+        for stage, value in zip(STAGES, row[1:], strict=True):
+            if (at := epoch(value)) is not None:
+                out[stage][row[0]] = at
+    return out
+
+
 async def drain(name: str, commits: dict[str, float], limit: float) -> Phase:
     deadline = time.monotonic() + limit
     while True:
         anchored, final, batches, gas = await outcome(commits)
         if len(final) == len(commits):
-            return Phase(name, commits, anchored, final, batches, gas)
+            return Phase(name, commits, anchored, final, batches, gas, await stages(commits))
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name}: {len(final)} of {len(commits)} final after {limit}s")
         await asyncio.sleep(0.5)
@@ -256,7 +285,7 @@ def run_stack(args: argparse.Namespace, root: Path) -> list[Phase]:
             worker = [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"]
             beat = [*celery, "beat", "--loglevel", "WARNING", "-s", str(root / "beat-schedule")]
             with (
-                process(worker, env, root / "worker.log"),
+                process(worker, {**env, "QILIAN_LOG_LEVEL": "INFO"}, root / "worker.log"),
                 process(beat, env, root / "beat.log"),
             ):
 
@@ -306,6 +335,22 @@ def report_tasks(times: dict[str, list[float]]) -> None:
             f"| `{name}` | {len(values):,} | {sum(values):.1f} s | "
             f"{values[len(values) // 2]:.3f} s | {values[-1]:.2f} s |"
         )
+
+
+def report_stages(phases: list[Phase]) -> None:
+    print()
+    print("| load | " + " | ".join(f"→ {s} p50 / p95" for s in STAGES) + " |")
+    print("|---|" + "---|" * len(STAGES))
+    for p in phases:
+        cells, before = [], p.commits
+        for stage in STAGES:
+            at = p.stages[stage]
+            gaps = sorted(at[e] - before[e] for e in at if e in before)
+            cells.append(
+                f"{percentile(gaps, 50):.2f} / {percentile(gaps, 95):.2f} s" if gaps else "–"
+            )
+            before = at
+        print(f"| {p.name} | " + " | ".join(cells) + " |")
 
 
 def report(phases: list[Phase], gas: list[tuple[int, int]], base: tuple[float, int], n: int):
@@ -364,6 +409,7 @@ def main() -> None:
         leaves: list[bytes] = args.baseline_leaves
         base = baseline(leaves)
         report(phases, gas, base, len(leaves))
+        report_stages(phases)
         report_tasks(args.task_times)
     finally:
         shutil.rmtree(root, ignore_errors=True)
