@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from qilian.kit import db, ids
@@ -38,13 +39,16 @@ from services.api.invoices.models import (
 )
 from services.api.invoices.parsing import (
     DEFAULT_LIMITS,
+    DocumentKind,
     InvoiceParseError,
     ParsedInvoice,
     iter_csv,
     iter_ndjson,
+    parse,
 )
 from services.api.invoices.settings import IntakeSettings
 from services.api.organizations.models import Organization
+from services.api.receivables import service as receivables
 
 log = structlog.get_logger(__name__)
 
@@ -230,7 +234,9 @@ async def process(
         assert organization is not None
         done_before = job.done
     actor_type, _, actor_id = job.actor.partition(":")
-    uploader = service.Uploader(organization, Actor(actor_type, actor_id, organization.id))
+    uploader = service.Uploader(
+        organization, Actor(actor_type, actor_id, organization.id), cache={}
+    )
     data = await store.get(job.sha256)
     chunk: list[Item] = []
     seen = 0
@@ -254,6 +260,72 @@ async def process(
     return await _finish(import_id, ImportStatus.done, seen, None)
 
 
+async def _batch(
+    session: AsyncSession,
+    uploader: service.Uploader,
+    job: InvoiceImport,
+    items_: list[Item],
+    store: BlobStore,
+    config: IntakeSettings,
+) -> tuple[list[InvoiceImportRow], list[Item]]:
+    """Invoices of a chunk in multi-row INSERTs: each row is prepared (parsed, rules applied,
+    original stored) on its own, then the invoices go in one ``INSERT … ON CONFLICT DO NOTHING``
+    (the fingerprint's constraint decides duplicates, as for single uploads) and the new
+    receivables, their events and outbox rows in three more. Credit notes are returned to be
+    taken one by one afterwards (they may credit an invoice of this very chunk)."""
+    rows: list[InvoiceImportRow] = []
+    later: list[Item] = []
+    ready: list[tuple[Item, service.Prepared]] = []
+    first_of: dict[str, service.Prepared] = {}
+    for item in items_:
+        row = InvoiceImportRow(import_id=job.id, row=item.row, name=item.name, outcome="")
+        try:
+            if item.refusal is not None:
+                raise item.refusal
+            parsed = item.parsed if item.parsed is not None else parse(item.data)
+            if parsed.kind is DocumentKind.CREDIT_NOTE:
+                later.append(item)
+                continue
+            prepared = await service.prepare(
+                session,
+                uploader,
+                item.data,
+                store=store,
+                config=config,
+                parsed=parsed,
+                source=None
+                if item.parsed is None
+                else {"sha256": job.sha256, "import_id": job.id, "row": item.row},
+            )
+        except QilianError as exc:
+            row.outcome, row.reason, row.detail = _outcome_of(exc)
+            rows.append(row)
+            continue
+        fingerprint = str(prepared.row.fingerprint)
+        if fingerprint in first_of:  # the same invoice twice in one chunk
+            row.outcome, row.reason = RowOutcome.duplicate.value, "duplicate"
+            row.detail = "this invoice has been registered already"
+            row.receivable_id = first_of[fingerprint].row.receivable_id
+            rows.append(row)
+            continue
+        first_of[fingerprint] = prepared
+        ready.append((item, prepared))
+    inserted = await repository.insert_invoices(session, [p.row for _, p in ready])
+    fresh = [(item, p) for item, p in ready if p.row.id in inserted]
+    await receivables.create_many(session, [p.new_receivable(uploader) for _, p in fresh])
+    for item, p in ready:
+        row = InvoiceImportRow(import_id=job.id, row=item.row, name=item.name, outcome="")
+        if p.row.id in inserted:
+            row.outcome = RowOutcome.created.value
+            row.invoice_id, row.receivable_id = p.row.id, p.row.receivable_id
+        else:
+            duplicate = await service.duplicate_of(session, uploader, str(p.row.fingerprint))
+            row.outcome, row.reason, row.detail = _outcome_of(duplicate)
+            row.receivable_id = duplicate.extra.get("receivable_id")
+        rows.append(row)
+    return rows, later
+
+
 async def _chunk(
     job: InvoiceImport,
     uploader: service.Uploader,
@@ -265,11 +337,17 @@ async def _chunk(
         locked = await repository.get_import(session, job.id, lock=True)
         assert locked is not None
         recorded = await repository.done_rows(session, job.id, chunk[0].row, chunk[-1].row + 1)
-        rows = [
-            await _one(session, uploader, job, item, store, config)
-            for item in chunk
-            if item.row not in recorded
-        ]
+        todo = [item for item in chunk if item.row not in recorded]
+        try:
+            async with session.begin_nested():
+                rows, later = await _batch(session, uploader, job, todo, store, config)
+        except SQLAlchemyError:
+            # a database refusal of the batch (should not happen: the rules ran first) must not
+            # block the import: take the chunk row by row, each in its own savepoint
+            log.exception("invoice_import_batch_failed", import_id=job.id)
+            rows, later = [], todo
+        rows += [await _one(session, uploader, job, item, store, config) for item in later]
+        rows.sort(key=lambda r: r.row)
         await repository.add_rows(session, rows)
         locked.done = max(locked.done, chunk[-1].row)
         locked.total = max(locked.total, locked.done)

@@ -4,12 +4,12 @@ fingerprint's UNIQUE constraint decides duplicates), and bulk import jobs and ro
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
 from services.api.invoices.models import (
     CoreFirmTerms,
@@ -18,6 +18,10 @@ from services.api.invoices.models import (
     InvoiceImportRow,
 )
 from services.api.organizations.models import Organization
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def _normalised_tax_id() -> object:
@@ -53,17 +57,40 @@ async def set_payment_terms(session: AsyncSession, organization_id: str, days: i
 
 
 async def insert_invoice(session: AsyncSession, invoice: Invoice) -> bool:
-    """Insert under a savepoint; False when the fingerprint exists already (the UNIQUE constraint
-    waits for a concurrent inserter of the same fingerprint and then refuses)."""
-    try:
-        async with session.begin_nested():
-            session.add(invoice)
-            await session.flush()
-    except IntegrityError as exc:
-        if "uq_invoices_fingerprint" not in str(exc.orig):
-            raise
-        return False
-    return True
+    """Insert; False when the fingerprint exists already. ``ON CONFLICT DO NOTHING`` on the
+    UNIQUE constraint waits for a concurrent inserter of the same fingerprint: when that one
+    commits, this insert does nothing (exactly one wins); when it rolls back, this one inserts."""
+    values = {
+        column.name: getattr(invoice, column.name)
+        for column in Invoice.__table__.columns  # type: ignore[attr-defined]
+        if column.name != "created_at"
+    }
+    result = await session.execute(
+        insert(Invoice)
+        .values(**values)
+        .on_conflict_do_nothing(constraint="uq_invoices_fingerprint")
+        .returning(col(Invoice.id))
+    )
+    return result.first() is not None
+
+
+async def insert_invoices(session: AsyncSession, invoices: Sequence[Invoice]) -> set[str]:
+    """:func:`insert_invoice` for many in one statement; the ids of the rows inserted."""
+    if not invoices:
+        return set()
+    table = _table(Invoice)
+    rows = [
+        {c.name: getattr(invoice, c.name) for c in table.columns if c.name != "created_at"}
+        for invoice in invoices
+    ]
+    # executemany ("insertmanyvalues"): one cached statement, batched, with RETURNING
+    result = await session.execute(
+        insert(table)
+        .on_conflict_do_nothing(constraint="uq_invoices_fingerprint")
+        .returning(table.c.id),
+        rows,
+    )
+    return set(result.scalars())
 
 
 async def by_fingerprint(session: AsyncSession, fingerprint: str) -> Invoice | None:
@@ -84,14 +111,6 @@ async def invoices_for_credit(
         )
     )
     return list(result.scalars())
-
-
-async def set_invoice_receivable(
-    session: AsyncSession, invoice_id: str, receivable_id: str
-) -> None:
-    await session.execute(
-        update(Invoice).where(col(Invoice.id) == invoice_id).values(receivable_id=receivable_id)
-    )
 
 
 # imports ----------------------------------------------------------------------------------------

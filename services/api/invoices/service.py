@@ -138,6 +138,7 @@ class Uploader:
 
     organization: Organization
     audit_actor: Actor
+    cache: dict[tuple[str, ...], list[Organization]] | None = None  # per import: buyers by ids
 
     @property
     def id(self) -> str:
@@ -197,7 +198,15 @@ async def assess(
             "seller.tax_id",
         )
 
-    buyers = await repository.organizations_by_tax_ids(session, party_ids(invoice.buyer))
+    buyer_ids = tuple(party_ids(invoice.buyer))
+    cached = uploader.cache.get(buyer_ids) if uploader.cache is not None else None
+    buyers = (
+        cached
+        if cached is not None
+        else await repository.organizations_by_tax_ids(session, buyer_ids)
+    )
+    if uploader.cache is not None:
+        uploader.cache[buyer_ids] = buyers
     cores = [org for org in buyers if org.role == Role.core_firm]
     if cores:
         out.debtor = cores[0]
@@ -334,7 +343,39 @@ async def duplicate_of(session: AsyncSession, uploader: Uploader, fp: str) -> Du
     return DuplicateInvoice("this invoice has been registered already", extra=extra)
 
 
-async def intake(
+@dataclass(frozen=True)
+class Prepared:
+    """An upload that meets every rule, its original stored, its invoice row built."""
+
+    parsed: ParsedInvoice
+    assessment: Assessment
+    row: Invoice
+    origin: dict[str, Any]  # where the original is: {"sha256"} (+ import id and row)
+
+    def new_receivable(
+        self, uploader: Uploader
+    ) -> tuple[receivables.NewReceivable, str, dict[str, Any]]:
+        a = self.assessment
+        assert a.debtor is not None
+        assert a.due_date is not None
+        assert a.due_date_source is not None
+        assert a.amount is not None
+        assert self.row.receivable_id is not None
+        new = receivables.NewReceivable(
+            id=self.row.receivable_id,
+            invoice_id=self.row.id,
+            creditor_id=uploader.id,
+            debtor_id=a.debtor.id,
+            amount=a.amount,
+            issue_date=self.parsed.issue_date,
+            due_date=a.due_date,
+            due_date_source=a.due_date_source,
+        )
+        data = {**self.origin, "format": self.parsed.format.value, "fingerprint": a.fingerprint}
+        return new, uploader.id, data
+
+
+async def prepare(
     session: AsyncSession,
     uploader: Uploader,
     data: bytes,
@@ -344,22 +385,22 @@ async def intake(
     content_type: str | None = None,
     parsed: ParsedInvoice | None = None,
     source: dict[str, Any] | None = None,
-    audit_each: bool = True,
-) -> IntakeResult:
-    """Accept one invoice file, or one already parsed row of a CSV/NDJSON import (``parsed``,
-    with ``source``: the import file's ``sha256`` and the ``row``; the file itself is stored)."""
+) -> Prepared:
+    """Parse (unless ``parsed``), apply the rules (refusing the first finding), store the
+    original (unless ``source`` names where it is: a row of an import file) and build the row."""
     invoice = parsed if parsed is not None else parse(data, content_type=content_type)
     assessment = await assess(session, uploader, invoice, config)
     if assessment.findings:
         raise refusal_of(assessment.findings)
     assert assessment.amount is not None
     assert assessment.fingerprint is not None
-    if parsed is None:
-        sha256 = await store.put(data)
-        origin: dict[str, Any] = {"sha256": sha256}
+    if source is None:
+        origin: dict[str, Any] = {"sha256": await store.put(data)}
     else:
-        origin = dict(source or {"sha256": sha256_hex(data)})
-        sha256 = str(origin["sha256"])
+        origin = dict(source)
+    receivable_id = (
+        ids.new_id("rcv") if assessment.credited is None else str(assessment.credited.receivable_id)
+    )
     row = Invoice(
         id=ids.new_id("inv"),
         organization_id=uploader.id,
@@ -374,38 +415,49 @@ async def intake(
         amount_minor=assessment.amount.minor,
         seller_tax_id=assessment.seller_key,
         buyer_tax_id=assessment.buyer_key,
-        sha256=sha256,
+        sha256=str(origin["sha256"]),
+        receivable_id=receivable_id,
         parsed=invoice.to_json(),
     )
+    return Prepared(invoice, assessment, row, origin)
+
+
+async def intake(
+    session: AsyncSession,
+    uploader: Uploader,
+    data: bytes,
+    *,
+    store: BlobStore,
+    config: IntakeSettings,
+    content_type: str | None = None,
+    parsed: ParsedInvoice | None = None,
+    source: dict[str, Any] | None = None,
+    audit_each: bool = True,
+) -> IntakeResult:
+    """Accept one invoice file, or one already parsed row of a CSV/NDJSON import (``parsed``,
+    with ``source``: the import file's ``sha256`` and the ``row``; the file itself is stored)."""
+    ready = await prepare(
+        session,
+        uploader,
+        data,
+        store=store,
+        config=config,
+        content_type=content_type,
+        parsed=parsed,
+        source=source,
+    )
+    row, assessment, invoice = ready.row, ready.assessment, ready.parsed
+    assert assessment.fingerprint is not None
+    assert assessment.amount is not None
     if not await repository.insert_invoice(session, row):
         raise await duplicate_of(session, uploader, assessment.fingerprint)
-    document = {"invoice_id": row.id, **origin, "format": invoice.format.value}
     if invoice.kind is DocumentKind.INVOICE:
-        assert assessment.debtor is not None
-        assert assessment.due_date is not None
-        assert assessment.due_date_source is not None
-        receivable, event = await receivables.create(
-            session,
-            receivables.NewReceivable(
-                invoice_id=row.id,
-                creditor_id=uploader.id,
-                debtor_id=assessment.debtor.id,
-                amount=assessment.amount,
-                issue_date=invoice.issue_date,
-                due_date=assessment.due_date,
-                due_date_source=assessment.due_date_source,
-            ),
-            actor=uploader.id,
-            data={
-                "sha256": sha256,
-                "format": invoice.format.value,
-                "fingerprint": assessment.fingerprint,
-            },
-        )
+        receivable, event = await receivables.create(session, *ready.new_receivable(uploader))
         outcome = "created"
     else:
         assert assessment.credited is not None
         assert assessment.credited.receivable_id is not None
+        document = {"invoice_id": row.id, **ready.origin, "format": invoice.format.value}
         receivable, event = await receivables.dilute(
             session,
             assessment.credited.receivable_id,
@@ -414,8 +466,6 @@ async def intake(
             data={"credit_note": document, "credited_invoice_id": assessment.credited.id},
         )
         outcome = "diluted"
-    row.receivable_id = receivable.id
-    await repository.set_invoice_receivable(session, row.id, receivable.id)
     if audit_each:
         await audit.append(
             session,
@@ -423,7 +473,7 @@ async def intake(
             f"invoice.{outcome}",
             object_type="receivable",
             object_id=receivable.id,
-            details={"invoice_id": row.id, "sha256": sha256, "event_id": event.event_id},
+            details={"invoice_id": row.id, "sha256": row.sha256, "event_id": event.event_id},
         )
     return IntakeResult(outcome, row, invoice, receivable, event)
 

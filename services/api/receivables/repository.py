@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, Table, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import SQLModel, col
 
+from qilian.kit.outbox import OutboxEvent
 from services.api.organizations.models import Organization
 from services.api.receivables.models import Receivable, ReceivableEvent
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def party_of(organization_id: str) -> Any:
@@ -27,6 +32,37 @@ def party_of(organization_id: str) -> Any:
 async def add(session: AsyncSession, row: Receivable | ReceivableEvent) -> None:
     session.add(row)
     await session.flush()
+
+
+def _row(model: Receivable | ReceivableEvent) -> dict[str, Any]:
+    table = _table(type(model))
+    return {
+        c.name: getattr(model, c.name)
+        for c in table.columns
+        if getattr(model, c.name) is not None or c.server_default is None
+    }
+
+
+async def insert_many(
+    session: AsyncSession,
+    receivables: Sequence[Receivable],
+    events: Sequence[ReceivableEvent],
+    outbox_rows: Sequence[tuple[str, str, dict[str, Any]]],
+) -> None:
+    """Batched INSERTs (executemany) of new receivables, their events and the events' outbox
+    rows."""
+    for model, rows in (
+        (Receivable, [_row(r) for r in receivables]),
+        (ReceivableEvent, [_row(e) for e in events]),
+    ):
+        await session.execute(insert(_table(model)), rows)
+    await session.execute(
+        insert(_table(OutboxEvent)),
+        [
+            {"event_id": event_id, "topic": topic, "payload": body}
+            for event_id, topic, body in outbox_rows
+        ],
+    )
 
 
 async def get(session: AsyncSession, receivable_id: str) -> Receivable | None:

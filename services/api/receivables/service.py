@@ -76,6 +76,15 @@ async def record_event(
         change(receivable)
     receivable.event_seq += 1
     receivable.updated_at = datetime.now(UTC)
+    session.add(receivable)
+    return receivable, await _append(session, receivable, type_, actor, data)
+
+
+async def _append(
+    session: AsyncSession, receivable: Receivable, type_: str, actor: str, data: dict[str, Any]
+) -> ReceivableEvent:
+    """Write the event numbered ``receivable.event_seq`` and its outbox row (the caller holds
+    the row lock, or created the row in this transaction)."""
     event = ReceivableEvent(
         event_id=ids.new_id("evt"),
         receivable_id=receivable.id,
@@ -85,14 +94,14 @@ async def record_event(
         actor=actor,
         data=data,
     )
-    session.add(receivable)
     await repository.add(session, event)
     await outbox.emit(session, TOPIC, payload(event), event_id=event.event_id)
-    return receivable, event
+    return event
 
 
 @dataclass(frozen=True)
 class NewReceivable:
+    id: str
     invoice_id: str
     creditor_id: str
     debtor_id: str
@@ -102,14 +111,13 @@ class NewReceivable:
     due_date_source: DueDateSource
 
 
-async def create(
-    session: AsyncSession, new: NewReceivable, actor: str, data: dict[str, Any]
+def _build(
+    new: NewReceivable, actor: str, data: dict[str, Any]
 ) -> tuple[Receivable, ReceivableEvent]:
-    """A pending, unfinanced, open receivable and its ``created`` event (seq 1)."""
     if not new.amount.is_positive():
         raise InvalidInput("a receivable's amount must be positive")
     receivable = Receivable(
-        id=ids.new_id("rcv"),
+        id=new.id,
         invoice_id=new.invoice_id,
         creditor_id=new.creditor_id,
         holder_id=new.creditor_id,
@@ -120,8 +128,8 @@ async def create(
         issue_date=new.issue_date,
         due_date=new.due_date,
         due_date_source=new.due_date_source.value,
+        event_seq=1,
     )
-    await repository.add(session, receivable)
     created = {
         "invoice_id": new.invoice_id,
         "creditor": new.creditor_id,
@@ -132,7 +140,45 @@ async def create(
         "due_date_source": new.due_date_source.value,
         **data,
     }
-    return await record_event(session, receivable.id, "created", actor, created)
+    event = ReceivableEvent(
+        event_id=ids.new_id("evt"),
+        receivable_id=receivable.id,
+        seq=1,
+        type="created",
+        at=datetime.now(UTC),
+        actor=actor,
+        data=created,
+    )
+    return receivable, event
+
+
+async def create(
+    session: AsyncSession, new: NewReceivable, actor: str, data: dict[str, Any]
+) -> tuple[Receivable, ReceivableEvent]:
+    """A pending, unfinanced, open receivable and its ``created`` event (seq 1). The row is new
+    in this transaction, so no other transaction can lock it: seq 1 needs no lock."""
+    receivable, event = _build(new, actor, data)
+    await repository.add(session, receivable)
+    await repository.add(session, event)
+    await outbox.emit(session, TOPIC, payload(event), event_id=event.event_id)
+    return receivable, event
+
+
+async def create_many(
+    session: AsyncSession, items: list[tuple[NewReceivable, str, dict[str, Any]]]
+) -> list[tuple[Receivable, ReceivableEvent]]:
+    """:func:`create` for many receivables in three multi-row INSERTs (bulk imports): the rows,
+    their ``created`` events, and the events' outbox rows (same ids, same payloads as
+    :func:`qilian.kit.outbox.emit` writes)."""
+    built = [_build(new, actor, data) for new, actor, data in items]
+    if built:
+        await repository.insert_many(
+            session,
+            [r for r, _ in built],
+            [e for _, e in built],
+            [(e.event_id, TOPIC, payload(e)) for _, e in built],
+        )
+    return built
 
 
 class DilutionRefused(Conflict):

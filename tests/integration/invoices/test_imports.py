@@ -9,10 +9,15 @@ import json
 import zipfile
 from typing import Any
 
+from sqlalchemy import select
+
+from qilian.kit import db
+from qilian.kit.outbox import OutboxEvent
 from qilian.kit.settings import get_settings
 from services.api.invoices import imports
 from services.api.invoices.settings import IntakeSettings
 from services.api.organizations.models import Role
+from services.ledger.anchoring.service import validate_payload
 from tests.integration.invoices.intake_helpers import (
     invoice_number,
     json_invoice,
@@ -138,13 +143,36 @@ async def test_ndjson_import_and_a_corrupt_file(http, app, dispatched):
     headers = await token(http, supplier)
     lines = [json.dumps(json_invoice(supplier, core)) for _ in range(3)]
     lines.insert(1, "{not json")
+    lines.insert(3, lines[2])  # the same invoice twice within one chunk
     job = await submit(http, headers, ("\n".join(lines) + "\n").encode(), "x.ndjson")
     assert job["kind"] == "ndjson"
     await run(app, dispatched)
     result = await status(http, headers, job["id"])
     assert result["counts"]["created"] == 3
     assert result["counts"]["refused"] == 1
+    assert result["counts"]["duplicate"] == 1
     assert result["rows"][1]["reason"] == "json_invalid"
+    assert result["rows"][3]["receivable_id"] == result["rows"][2]["receivable_id"]
+
+    # the created events of an import are valid receivable.event payloads naming their origin
+    async with db.transaction() as session:
+        outbox_rows = (
+            (
+                await session.execute(
+                    select(OutboxEvent).where(
+                        OutboxEvent.payload["receivable_id"].astext
+                        == result["rows"][0]["receivable_id"]
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    (event,) = outbox_rows
+    assert validate_payload(event.event_id, event.topic, event.payload) is None
+    assert event.payload["data"]["import_id"] == job["id"]
+    assert event.payload["data"]["row"] == 1
+    assert event.payload["data"]["sha256"] == job["sha256"]
 
     corrupt = await submit(http, headers, b"PK\x03\x04 this is no zip", "broken.zip")
     await run(app, dispatched)
