@@ -17,6 +17,7 @@ from eth_typing import ChecksumAddress, HexStr
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractCustomError, TransactionNotFound
+from web3.logs import DISCARD
 from web3.types import Nonce, TxParams
 
 from services.ledger.chain.artifacts import load_artifact
@@ -57,6 +58,9 @@ class Receipt:
     block_number: int
     block_hash: str
     gas_used: int
+    # (batchId, root) of each RootAnchored event the contract emitted in this transaction: a
+    # successful transaction without one anchored nothing (e.g. sent to an address without code)
+    anchored: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,12 +142,18 @@ class AnchorChain:
             return None
         if receipt.get("blockNumber") is None:
             return None
+        events = self.contract.events.RootAnchored().process_receipt(receipt, errors=DISCARD)
         return Receipt(
             tx_hash=tx_hash,
             status=int(receipt["status"]),
             block_number=int(receipt["blockNumber"]),
             block_hash=HexBytes(receipt["blockHash"]).to_0x_hex(),
             gas_used=int(receipt["gasUsed"]),
+            anchored=tuple(
+                (int(event["args"]["batchId"]), to_hex(bytes(event["args"]["root"])))
+                for event in events
+                if event["address"] == self.address
+            ),
         )
 
     def transaction_known(self, tx_hash: str) -> bool:

@@ -285,6 +285,21 @@ async def _track(
                 out.reset.append(batch.id)
                 log.warning("anchoring_transaction_reverted", batch_id=batch.id)
             continue
+        if (batch.id, batch.root) not in receipt.anchored:
+            # mined and successful, yet no RootAnchored of this batch: it anchored nothing (a
+            # transaction to an address without code, after a chain wipe, succeeds as a plain call)
+            metrics.TRANSACTIONS.labels("no_event").inc()
+            repository.to_pending(
+                batch, f"transaction {batch.tx_hash} emitted no RootAnchored for this batch"
+            )
+            out.reset.append(batch.id)
+            log.error(
+                "anchoring_transaction_without_event",
+                batch_id=batch.id,
+                tx_hash=batch.tx_hash,
+                contract=chain.address,
+            )
+            continue
         if batch.status == BatchStatus.SENT.value:
             _mark_anchored(batch, receipt)
             metrics.TRANSACTIONS.labels("mined").inc()
@@ -359,6 +374,13 @@ async def _send_next(
 ) -> None:
     batch = await repository.lowest_pending(session)
     if batch is None:
+        return
+    if not await _run(chain.has_code):
+        # a wiped chain: sending would "succeed" as a plain call; reconciliation reports it and,
+        # in development, redeploys
+        metrics.CONTRACT_MISSING.set(1)
+        out.error = f"no contract code at {chain.address}; waiting for reconciliation"
+        log.error("anchor_contract_missing", address=chain.address, batch_id=batch.id)
         return
     await _sync_nonce(chain, account, is_new)
     root = from_hex(batch.root, length=32)
