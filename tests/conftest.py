@@ -34,6 +34,7 @@ class Infra:
     database_url: str  # postgresql+asyncpg://… of this session's database
     broker_url: str
     admin_url: str  # a psycopg URL to the server's maintenance database
+    task_queue: str  # this session's own queue: sessions sharing a broker never steal tasks
 
     def env(self, rpc_url: str) -> dict[str, str]:
         return {
@@ -41,6 +42,7 @@ class Infra:
             "QILIAN_DATABASE_URL": self.database_url,
             "QILIAN_BROKER_URL": self.broker_url,
             "QILIAN_RPC_URL": rpc_url,
+            "QILIAN_TASK_QUEUE": self.task_queue,
         }
 
 
@@ -92,7 +94,7 @@ def infra(postgres_server: str) -> Iterator[Infra]:
             drivername="postgresql+psycopg", database=broker_db
         ).render_as_string(hide_password=False)
     try:
-        yield Infra(database_url, broker_url, postgres_server)
+        yield Infra(database_url, broker_url, postgres_server, f"qilian-test-{suffix}")
     finally:
         drop_database(postgres_server, app_db)
         drop_database(postgres_server, broker_db)

@@ -31,18 +31,18 @@ async def check_database() -> None:
     await db.ping()
 
 
-def _broker_roundtrip(url: str) -> None:
+def _broker_roundtrip(url: str, queue: str) -> None:
     with Connection(url, connect_timeout=CHECK_TIMEOUT) as conn:
         conn.ensure_connection(max_retries=1, timeout=int(CHECK_TIMEOUT))
         if conn.transport.driver_type == "sqlalchemy":
             # a virtual transport connects lazily: make it touch its database
             channel: Any = conn.default_channel
-            channel.queue_declare(queue="celery")
+            channel.queue_declare(queue=queue)
 
 
 def broker_check(settings: Settings) -> Check:
     async def check_broker() -> None:
-        await asyncio.to_thread(_broker_roundtrip, settings.broker_url)
+        await asyncio.to_thread(_broker_roundtrip, settings.broker_url, settings.task_queue)
 
     return check_broker
 

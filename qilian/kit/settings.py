@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/qilian"
     database_pool_size: int = 5
     broker_url: str = "amqp://guest:guest@127.0.0.1:5672//"
+    task_queue: str = "celery"
 
     rpc_url: str = "http://127.0.0.1:8545"
     chain_id: int = DEV_CHAIN_ID

@@ -37,6 +37,7 @@ def create_celery() -> Celery:
         Transport.polling_interval = 0.1
     app = Celery("qilian", broker=settings.broker_url, include=TASK_MODULES)
     app.conf.update(
+        task_default_queue=settings.task_queue,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -90,7 +90,7 @@ class Stack:
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(
     migrated: Infra, anvil: Anvil, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:

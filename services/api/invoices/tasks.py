@@ -36,7 +36,11 @@ def dispatch(settings: Settings, import_id: str) -> None:
     is logged: the job stays ``queued`` and submitting the same import again re-sends it."""
     try:
         _producer(settings.broker_url).send_task(
-            PROCESS_IMPORT, args=[import_id], retry=True, retry_policy={"max_retries": 2}
+            PROCESS_IMPORT,
+            args=[import_id],
+            queue=settings.task_queue,
+            retry=True,
+            retry_policy={"max_retries": 2},
         )
     except Exception as exc:  # the broker is down: the job waits for a re-submission
         log.warning("invoice_import_dispatch_failed", import_id=import_id, error=repr(exc))
