@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from qilian.cli import admin, upload, verify
+from qilian.cli import admin, sign, upload, verify
 from qilian.kit import db, outbox
 from qilian.kit.anvil import Anvil, rpc_ready
 from qilian.kit.settings import REPO_ROOT, Settings, get_settings
@@ -33,6 +33,7 @@ audit_app.command("verify")(admin.verify_audit)
 app.add_typer(audit_app, name="audit")
 app.command("verify")(verify.verify)
 app.command("upload")(upload.upload)
+app.command("sign-confirmation")(sign.sign_confirmation)
 
 
 def _settings(**overrides: Any) -> Settings:

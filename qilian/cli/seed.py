@@ -4,7 +4,9 @@ and a regulator, each with API client credentials written to ``var/demo-credenti
 Each organisation also gets one person (``demo-NN``) whose username and password are written beside
 the client credentials. Idempotent: organisations and people are found again; an organisation
 whose secret or password is not in the file gets a new one (both are stored hashed, so they
-cannot be read back).
+cannot be read back). Each demo core firm also gets an EIP-712 signing key (``signing_key`` in the
+file, demo only) whose address is registered as the organisation's ``signing_address``: its
+confirmations (确权) must be signed (``qilian sign-confirmation``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from stdnum.cn import uscc
 
 from services.api.organizations import repository as org_repository
 from services.api.organizations import service as org_service
-from services.api.organizations.models import Cluster, OrganizationBase, Role
+from services.api.organizations.models import Cluster, Organization, OrganizationBase, Role
 
 
 def demo_uscc(n: int) -> str:
@@ -63,6 +65,7 @@ async def seed_demo(session: AsyncSession, credentials_file: Path) -> list[dict[
             client = await org_service.issue_client(session, org.id)
             entry.update(client_id=client.client_id, client_secret=client.client_secret)
         entry.update(await _demo_user(session, org.id, f"demo-{n:02d}", entry))
+        signing = await _demo_signing_key(session, org, entry) if role == Role.core_firm else {}
         organizations.append(
             {
                 "id": org.id,
@@ -75,8 +78,27 @@ async def seed_demo(session: AsyncSession, credentials_file: Path) -> list[dict[
                 "username": entry["username"],
                 "password": entry["password"],
             }
+            | signing
         )
     return organizations
+
+
+async def _demo_signing_key(
+    session: AsyncSession, org: Organization, known: dict[str, Any]
+) -> dict[str, str]:
+    """The core firm's demo signing key (kept from the file, else a new one) and its address,
+    registered as the organisation's ``signing_address``."""
+    from services.api.receivables import signatures
+
+    key = known.get("signing_key")
+    if not isinstance(key, str) or not key:
+        key = "0x" + secrets.token_hex(32)
+    address = signatures.address_of(key)
+    if org.signing_address != address:
+        org.signing_address = address
+        session.add(org)
+        await session.flush()
+    return {"signing_key": key, "signing_address": address}
 
 
 async def _demo_user(

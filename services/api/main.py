@@ -9,6 +9,7 @@ from qilian.kit.health import broker_check, chain_check, check_database
 from qilian.kit.settings import Settings, get_settings
 from services.api import auth
 from services.api.invoices.router import router as invoices_router
+from services.api.receivables import lifecycle_router
 from services.api.receivables.router import router as receivables_router
 
 
@@ -31,6 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth.install(app, settings)  # identity, directory, audit log, idempotency
     app.include_router(invoices_router)
     app.include_router(receivables_router)
+    app.include_router(lifecycle_router.router)
+    app.include_router(lifecycle_router.disputes_router)
     return app
 
 

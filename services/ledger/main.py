@@ -12,6 +12,7 @@ from qilian.kit import db
 from qilian.kit.app import create_service_app
 from qilian.kit.health import broker_check, chain_check, check_database
 from qilian.kit.settings import Settings, get_settings
+from services.ledger.chain import router as chain_router
 from services.ledger.deployments import service as deployments
 from services.ledger.proofs import router as proofs
 
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         },
     )
     app.include_router(proofs.router(settings))
+    app.include_router(chain_router.router(settings))
     return app
 
 

@@ -66,6 +66,21 @@ class LedgerClient:
         kept = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
         return LedgerAnswer(response.status_code, body, kept)
 
+    async def chain(self) -> dict[str, Any]:
+        """``GET /v1/chain``: the chain id and contract addresses the ledger anchors with."""
+        try:
+            async with httpx.AsyncClient(
+                base_url=self.base_url, transport=self.transport, timeout=self.timeout
+            ) as client:
+                response = await client.get("/v1/chain")
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("ledger_unreachable", error=type(exc).__name__)
+            raise LedgerUnavailable(str(exc)) from exc
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise LedgerUnavailable(f"the ledger answered {response.status_code}")
+        return body
+
 
 @dataclass(frozen=True)
 class EventAnchoring:

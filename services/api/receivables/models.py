@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
@@ -58,6 +59,12 @@ class Dispute(StrEnum):
     resolved = "resolved"
 
 
+class Holding(StrEnum):
+    held = "held"  # the holder holds it: it may be split, transferred, financed, paid
+    split_up = "split"  # its open amount moved to its children (parts)
+    transferred = "transferred"  # its open amount moved to one child held by another supplier
+
+
 class DueDateSource(StrEnum):
     invoice = "invoice"  # BT-9 of the invoice
     payment_terms = "payment_terms"  # issue date + the core firm's payment_terms_days
@@ -84,6 +91,29 @@ class Receivable(SQLModel, table=True):
         CheckConstraint(_in("settlement", Settlement), name="settlement_known"),
         CheckConstraint(_in("dispute", Dispute), name="dispute_known"),
         CheckConstraint(_in("due_date_source", DueDateSource), name="due_date_source_known"),
+        CheckConstraint(_in("holding", Holding), name="holding_known"),
+        CheckConstraint(
+            "paid_minor >= 0 AND diluted_minor >= 0 AND moved_minor >= 0",
+            name="amounts_not_negative",
+        ),
+        CheckConstraint(
+            "open_amount_minor + paid_minor + diluted_minor + moved_minor = face_value_minor",
+            name="value_conserved",
+        ),
+        CheckConstraint(
+            "holding = 'held' OR (financing = 'unfinanced' AND open_amount_minor = 0)",
+            name="only_held_open_or_financed",
+        ),
+        CheckConstraint("(parent_id IS NULL) = (root_id IS NULL)", name="root_with_parent"),
+        CheckConstraint("tier >= 1 AND depth >= 0", name="tier_and_depth_valid"),
+        Index(
+            "uq_receivables_root_invoice",
+            "invoice_id",
+            unique=True,
+            postgresql_where=text("parent_id IS NULL"),
+        ),
+        Index("ix_receivables_root_id", "root_id"),
+        Index("ix_receivables_parent_id", "parent_id"),
         Index("ix_receivables_creditor_id", "creditor_id", "id"),
         Index("ix_receivables_holder_id", "holder_id", "id"),
         Index("ix_receivables_debtor_id", "debtor_id", "id"),
@@ -92,12 +122,19 @@ class Receivable(SQLModel, table=True):
 
     id: str = Field(sa_column=Column(String(40), primary_key=True))
     invoice_id: str = Field(
-        sa_column=Column(
-            String(40), ForeignKey("platform.invoices.id"), nullable=False, unique=True
-        )
-    )
+        sa_column=Column(String(40), ForeignKey("platform.invoices.id"), nullable=False)
+    )  # a part shares its root's invoice; only roots are unique per invoice
     parent_id: str | None = Field(
         default=None, sa_column=Column(String(40), ForeignKey("platform.receivables.id"))
+    )
+    root_id: str | None = Field(
+        default=None, sa_column=Column(String(40), ForeignKey("platform.receivables.id"))
+    )  # the receivable the intake created, for every part below it (None for the root)
+    tier: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    depth: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    holding: str = Field(
+        default=Holding.held.value,
+        sa_column=Column(String(20), nullable=False, server_default="held"),
     )
     creditor_id: str = Field(
         sa_column=Column(String(40), ForeignKey("platform.organizations.id"), nullable=False)
@@ -111,6 +148,15 @@ class Receivable(SQLModel, table=True):
     currency: str = Field(sa_column=Column(String(3), nullable=False))
     face_value_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
     open_amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    paid_minor: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )  # payments applied to it
+    diluted_minor: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )  # credit notes
+    moved_minor: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default="0")
+    )  # passed on to its parts by a split or transfer
     issue_date: date = Field(sa_column=Column(Date, nullable=False))
     due_date: date = Field(sa_column=Column(Date, nullable=False, index=True))
     due_date_source: str = Field(sa_column=Column(String(20), nullable=False))
@@ -154,3 +200,92 @@ class ReceivableEvent(SQLModel, table=True):
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     actor: str = Field(sa_column=Column(String(128), nullable=False))
     data: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+
+
+class PaymentKind(StrEnum):
+    full = "full"  # settles the open amount exactly
+    partial = "partial"  # less than the open amount; the rest stays open
+    short = "short"  # less than the open amount, declared final by the debtor; the rest stays owed
+    over = "over"  # more than the open amount; the excess is kept as unapplied
+
+
+class ReceivablePayment(SQLModel, table=True):
+    """A payment by the debtor (``pay_…``): applied to the open amount, any excess kept unapplied
+    (to refund), owed to ``payee_id`` (the holder, or the financier when financed)."""
+
+    __tablename__ = "receivable_payments"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(
+            "applied_minor >= 0 AND unapplied_minor >= 0 "
+            "AND applied_minor + unapplied_minor = amount_minor",
+            name="allocation_complete",
+        ),
+        CheckConstraint(_in("kind", PaymentKind), name="kind_known"),
+        {"schema": "platform"},
+    )
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    receivable_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("platform.receivables.id"), nullable=False, index=True
+        )
+    )
+    payer_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("platform.organizations.id"), nullable=False)
+    )
+    payee_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("platform.organizations.id"), nullable=False)
+    )
+    currency: str = Field(sa_column=Column(String(3), nullable=False))
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    applied_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    unapplied_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    kind: str = Field(sa_column=Column(String(20), nullable=False))
+    paid_at: date = Field(sa_column=Column(Date, nullable=False))
+    reference: str = Field(sa_column=Column(String(140), nullable=False))
+    event_id: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class DisputeStatus(StrEnum):
+    open = "open"
+    resolved = "resolved"
+
+
+class ReceivableDispute(SQLModel, table=True):
+    """A dispute (``dsp_…``) opened by the debtor or the holder; at most one open per receivable."""
+
+    __tablename__ = "receivable_disputes"
+    __table_args__ = (
+        CheckConstraint(_in("status", DisputeStatus), name="status_known"),
+        CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name="resolved_when_closed"),
+        Index(
+            "uq_receivable_disputes_open",
+            "receivable_id",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+        ),
+        {"schema": "platform"},
+    )
+
+    id: str = Field(sa_column=Column(String(40), primary_key=True))
+    receivable_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("platform.receivables.id"), nullable=False)
+    )
+    opened_by: str = Field(
+        sa_column=Column(String(40), ForeignKey("platform.organizations.id"), nullable=False)
+    )
+    reason: str = Field(sa_column=Column(String(1000), nullable=False))
+    status: str = Field(
+        default=DisputeStatus.open.value, sa_column=Column(String(20), nullable=False)
+    )
+    resolution: str | None = Field(default=None, sa_column=Column(String(1000)))
+    resolved_by: str | None = Field(
+        default=None, sa_column=Column(String(40), ForeignKey("platform.organizations.id"))
+    )
+    opened_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -13,7 +13,12 @@ from sqlmodel import SQLModel, col
 
 from qilian.kit.outbox import OutboxEvent
 from services.api.organizations.models import Organization
-from services.api.receivables.models import Receivable, ReceivableEvent
+from services.api.receivables.models import (
+    Receivable,
+    ReceivableDispute,
+    ReceivableEvent,
+    ReceivablePayment,
+)
 
 
 def _table(model: type[SQLModel]) -> Table:
@@ -29,7 +34,10 @@ def party_of(organization_id: str) -> Any:
     )
 
 
-async def add(session: AsyncSession, row: Receivable | ReceivableEvent) -> None:
+async def add(
+    session: AsyncSession,
+    row: Receivable | ReceivableEvent | ReceivablePayment | ReceivableDispute,
+) -> None:
     session.add(row)
     await session.flush()
 
@@ -140,3 +148,57 @@ async def events(session: AsyncSession, receivable_id: str) -> Sequence[Receivab
         .order_by(col(ReceivableEvent.seq))
     )
     return result.scalars().all()
+
+
+async def tree(session: AsyncSession, root_id: str) -> Sequence[Receivable]:
+    """A root and every part below it, parents before children."""
+    result = await session.execute(
+        select(Receivable)
+        .where(or_(col(Receivable.id) == root_id, col(Receivable.root_id) == root_id))
+        .order_by(col(Receivable.depth), col(Receivable.created_at), col(Receivable.id))
+    )
+    return result.scalars().all()
+
+
+async def payments(session: AsyncSession, receivable_id: str) -> Sequence[ReceivablePayment]:
+    result = await session.execute(
+        select(ReceivablePayment)
+        .where(col(ReceivablePayment.receivable_id) == receivable_id)
+        .order_by(col(ReceivablePayment.created_at), col(ReceivablePayment.id))
+    )
+    return result.scalars().all()
+
+
+async def dispute(
+    session: AsyncSession, dispute_id: str, *, refresh: bool = False
+) -> ReceivableDispute | None:
+    query = select(ReceivableDispute).where(col(ReceivableDispute.id) == dispute_id)
+    if refresh:
+        query = query.execution_options(populate_existing=True)
+    result = await session.execute(query)
+    return result.scalar_one_or_none()
+
+
+async def disputes(session: AsyncSession, receivable_id: str) -> Sequence[ReceivableDispute]:
+    result = await session.execute(
+        select(ReceivableDispute)
+        .where(col(ReceivableDispute.receivable_id) == receivable_id)
+        .order_by(col(ReceivableDispute.opened_at))
+    )
+    return result.scalars().all()
+
+
+async def overdue_candidates(session: AsyncSession, due_before: date, limit: int) -> list[str]:
+    """Held, confirmed, unsettled receivables due before ``due_before`` (oldest first)."""
+    result = await session.execute(
+        select(col(Receivable.id))
+        .where(
+            col(Receivable.due_date) < due_before,
+            col(Receivable.settlement).in_(("open", "partially_paid")),
+            col(Receivable.holding) == "held",
+            col(Receivable.confirmation) == "confirmed",
+        )
+        .order_by(col(Receivable.due_date), col(Receivable.id))
+        .limit(limit)
+    )
+    return list(result.scalars().all())

@@ -19,6 +19,7 @@ class ReceivableStates(BaseModel):
     """One value per lifecycle axis (ARCHITECTURE.md, "Lifecycles")."""
 
     confirmation: str
+    holding: str
     financing: str
     settlement: str
     dispute: str
@@ -32,6 +33,9 @@ class ReceivablePublic(BaseModel):
     id: str
     invoice_id: str
     parent_id: str | None
+    root_id: str | None
+    tier: int
+    depth: int
     creditor_id: str
     holder_id: str
     debtor_id: str
@@ -51,6 +55,9 @@ class ReceivablePublic(BaseModel):
             id=row.id,
             invoice_id=row.invoice_id,
             parent_id=row.parent_id,
+            root_id=row.root_id,
+            tier=row.tier,
+            depth=row.depth,
             creditor_id=row.creditor_id,
             holder_id=row.holder_id,
             debtor_id=row.debtor_id,
@@ -61,6 +68,7 @@ class ReceivablePublic(BaseModel):
             due_date_source=row.due_date_source,
             states=ReceivableStates(
                 confirmation=row.confirmation,
+                holding=row.holding,
                 financing=row.financing,
                 settlement=row.settlement,
                 dispute=row.dispute,

@@ -28,6 +28,7 @@ from services.api.receivables.models import (
     Confirmation,
     DueDateSource,
     Financing,
+    Holding,
     Receivable,
     ReceivableEvent,
 )
@@ -77,10 +78,10 @@ async def record_event(
     receivable.event_seq += 1
     receivable.updated_at = datetime.now(UTC)
     session.add(receivable)
-    return receivable, await _append(session, receivable, type_, actor, data)
+    return receivable, await append_event(session, receivable, type_, actor, data)
 
 
-async def _append(
+async def append_event(
     session: AsyncSession, receivable: Receivable, type_: str, actor: str, data: dict[str, Any]
 ) -> ReceivableEvent:
     """Write the event numbered ``receivable.event_seq`` and its outbox row (the caller holds
@@ -207,6 +208,11 @@ async def dilute(
             "the receivable is being financed; a credit note cannot reduce it here",
             extra={"reason": "credit_note_financed"},
         )
+    if receivable.holding != Holding.held:
+        raise DilutionRefused(
+            f"the receivable was {receivable.holding} into parts; dilute the parts",
+            extra={"reason": "credit_note_not_held"},
+        )
     if receivable.confirmation in (Confirmation.rejected, Confirmation.cancelled):
         raise DilutionRefused(
             f"the receivable is {receivable.confirmation}", extra={"reason": "credit_note_closed"}
@@ -221,6 +227,7 @@ async def dilute(
 
     def change(row: Receivable) -> None:
         row.open_amount_minor = after.minor
+        row.diluted_minor += amount.minor
 
     details = {
         "credit": amount.to_json(),

@@ -171,6 +171,105 @@ MATRIX: dict[tuple[str, str], list[Cell]] = {
     ("GET", "/v1/receivables/{receivable_id}/proof"): [
         ("missing", lambda w: "/v1/receivables/rcv_nope/proof", None, _only(set(ROLES), 404, 0))
     ],
+    ("POST", "/v1/receivables/bulk-confirm"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/bulk-confirm",
+            lambda: {"items": [{"receivable_id": "rcv_nope"}]},
+            _only({Role.core_firm}, 200, 403),
+        )
+    ],
+    ("POST", "/v1/receivables/{receivable_id}/confirm"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/confirm",
+            dict,
+            _only({Role.core_firm}, 404, 403),
+        )
+    ],
+    ("POST", "/v1/receivables/{receivable_id}/reject"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/reject",
+            lambda: {"reason": "not ours"},
+            _only({Role.core_firm}, 404, 403),
+        )
+    ],
+    ("GET", "/v1/receivables/{receivable_id}/confirmation-message"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/confirmation-message",
+            None,
+            _only(set(ROLES), 404, 0),
+        )
+    ],
+    ("POST", "/v1/receivables/{receivable_id}/split"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/split",
+            lambda: {"parts": [{"amount": "1.00"}, {"amount": "2.00"}]},
+            _only({Role.supplier}, 404, 403),
+        )
+    ],
+    ("POST", "/v1/receivables/{receivable_id}/transfer"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/transfer",
+            lambda: {"to_organization_id": "org_nope"},
+            _only({Role.supplier}, 404, 403),
+        )
+    ],
+    ("GET", "/v1/receivables/{receivable_id}/lineage"): [
+        ("missing", lambda w: "/v1/receivables/rcv_nope/lineage", None, _only(set(ROLES), 404, 0))
+    ],
+    ("POST", "/v1/receivables/{receivable_id}/payments"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/payments",
+            lambda: {"amount": "1.00", "paid_at": "2026-03-15", "reference": "r1"},
+            _only({Role.core_firm}, 404, 403),
+        )
+    ],
+    ("GET", "/v1/receivables/{receivable_id}/payments"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/payments",
+            None,
+            _only(set(ROLES), 404, 0),
+        )
+    ],
+    ("POST", "/v1/receivables/{receivable_id}/write-off"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/write-off",
+            lambda: {"reason": "insolvent"},
+            _only({Role.supplier, Role.bank}, 404, 403),
+        )
+    ],
+    ("POST", "/v1/receivables/{receivable_id}/disputes"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/disputes",
+            lambda: {"reason": "goods damaged"},
+            _only({Role.supplier, Role.core_firm}, 404, 403),
+        )
+    ],
+    ("GET", "/v1/receivables/{receivable_id}/disputes"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/disputes",
+            None,
+            _only(set(ROLES), 404, 0),
+        )
+    ],
+    ("POST", "/v1/disputes/{dispute_id}/resolve"): [
+        (
+            "missing",
+            lambda w: "/v1/disputes/dsp_nope/resolve",
+            lambda: {"resolution": "credit note issued"},
+            _only({Role.supplier, Role.core_firm}, 404, 403),
+        )
+    ],
     ("GET", "/v1/audit-log"): [("log", lambda w: "/v1/audit-log", None, _only(READERS, 200, 403))],
     ("GET", "/v1/audit-log/verify"): [
         ("verify", lambda w: "/v1/audit-log/verify", None, _only(READERS, 200, 403))
