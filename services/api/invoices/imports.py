@@ -46,6 +46,7 @@ from services.api.invoices.parsing import (
     iter_ndjson,
     parse,
 )
+from services.api.invoices.parsing.errors import refusal
 from services.api.invoices.settings import IntakeSettings
 from services.api.organizations.models import Organization
 from services.api.receivables import service as receivables
@@ -151,6 +152,12 @@ def items(data: bytes, kind: str) -> Iterator[Item]:
                 if info.file_size > DEFAULT_LIMITS.max_upload_bytes:
                     yield Item(n, name, refusal=_too_large())
                     continue
+                if (
+                    info.file_size > 1024 * 1024
+                    and info.file_size > DEFAULT_LIMITS.max_zip_ratio * max(info.compress_size, 1)
+                ):
+                    yield Item(n, name, refusal=_bomb())
+                    continue
                 try:
                     with archive.open(info) as member:
                         content = member.read(DEFAULT_LIMITS.max_upload_bytes + 1)
@@ -169,6 +176,13 @@ def items(data: bytes, kind: str) -> Iterator[Item]:
             yield Item(n, f"{label} {n}", refusal=result)
         else:
             yield Item(n, f"{label} {n}", parsed=result)
+
+
+def _bomb() -> QilianError:
+    return refusal(
+        "zip_compression_ratio",
+        f"a member over 1 MiB compressed more than {DEFAULT_LIMITS.max_zip_ratio}:1 is refused",
+    )
 
 
 def _too_large() -> QilianError:

@@ -117,21 +117,23 @@ async def test_zip_import_of_files_and_rows_paged(http, app, dispatched):
             "evil.xml", b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>'
         )
         archive.writestr("notes.txt", b"hello")
+        archive.writestr("bomb.xml", b"<" + b" " * (8 * 1024 * 1024))
         archive.writestr(
             "late.xml",
             ubl(supplier, core, number=invoice_number(), issue="2026-01-01", due="2026-12-31"),
         )
     job = await submit(http, headers, buffer.getvalue(), "batch.zip")
     assert job["kind"] == "zip"
-    assert job["total"] == 7
+    assert job["total"] == 8
     await run(app, dispatched)
     first = await status(http, headers, job["id"], limit=4)
-    assert first["counts"] == {"created": 4, "diluted": 0, "duplicate": 0, "refused": 3}
+    assert first["counts"] == {"created": 4, "diluted": 0, "duplicate": 0, "refused": 4}
     assert len(first["rows"]) == 4
     rest = await status(http, headers, job["id"], cursor=first["next_rows_cursor"])
     reasons = {r["name"]: r["reason"] for r in first["rows"] + rest["rows"]}
     assert reasons["evil.xml"] == "doctype_forbidden"
     assert reasons["late.xml"] == "term_too_long"
+    assert reasons["bomb.xml"] == "zip_compression_ratio"
     assert "root:" not in json.dumps(rest)
     # another supplier cannot see the job
     other = await token(http, await new_party(Role.supplier))
