@@ -24,6 +24,7 @@ TASK_MODULES = [
     "services.ledger.anchoring.tasks",
     "services.api.audit.tasks",
     "services.api.invoices.tasks",
+    "services.api.receivables.tasks",
 ]
 
 
@@ -66,6 +67,11 @@ def create_celery() -> Celery:
                 "task": "audit.checkpoint",
                 "schedule": 60.0,
                 "options": {"expires": 60.0},
+            },
+            "receivables-overdue": {
+                "task": "receivables.mark_overdue",
+                "schedule": 3600.0,
+                "options": {"expires": 3600.0},
             },
             "ledger-reconcile": {
                 "task": "ledger.anchoring.reconcile",
