@@ -161,15 +161,19 @@ class OutboxStats:
 
 
 async def stats(session: AsyncSession) -> OutboxStats:
+    # pending rows are read through the partial index ix_outbox_due; delivered rows are pruned
     row = (
         await session.execute(
             text(
-                "SELECT count(*) FILTER (WHERE delivered_at IS NULL AND dead_at IS NULL)"
-                " AS pending,"
-                " count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,"
-                " coalesce(extract(epoch FROM now() - min(created_at) FILTER"
-                " (WHERE delivered_at IS NULL AND dead_at IS NULL)), 0) AS age"
-                " FROM platform.outbox"
+                """
+                SELECT (SELECT count(*) FROM platform.outbox
+                         WHERE delivered_at IS NULL AND dead_at IS NULL) AS pending,
+                       (SELECT count(*) FROM platform.outbox
+                         WHERE dead_at IS NOT NULL AND delivered_at IS NULL) AS dead,
+                       (SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)
+                          FROM platform.outbox
+                         WHERE delivered_at IS NULL AND dead_at IS NULL) AS age
+                """
             )
         )
     ).one()
@@ -198,6 +202,19 @@ async def consume(session: AsyncSession, envelope: Envelope, handler: Handler) -
     await handler(session, envelope)
     await acknowledge(session, envelope.event_id)
     return True
+
+
+async def prune(session: AsyncSession, older_than: timedelta) -> int:
+    """Delete rows delivered longer ago than ``older_than``.
+
+    A delivered row has done its job: the business change and its event stay in their own tables
+    (``receivable_events``, the ledger's records). Undelivered and dead rows are never pruned.
+    """
+    result = await session.execute(
+        text("DELETE FROM platform.outbox WHERE delivered_at < :before"),
+        {"before": utcnow() - older_than},
+    )
+    return int(getattr(result, "rowcount", 0))
 
 
 async def requeue_dead(session: AsyncSession) -> int:

@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     outbox_batch_size: int = 100
     outbox_redelivery_seconds: float = 30.0
     outbox_max_attempts: int = 20
+    outbox_retention_days: float = 7.0  # delivered rows are deleted after this long
     relay_interval_seconds: float = 1.0
 
     @model_validator(mode="after")

@@ -63,6 +63,11 @@ def create_celery() -> Celery:
                 "schedule": 1.0,
                 "options": {"expires": 5.0},
             },
+            "outbox-prune": {
+                "task": "outbox.prune",
+                "schedule": 3600.0,
+                "options": {"expires": 3600.0},
+            },
             "audit-checkpoint": {
                 "task": "audit.checkpoint",
                 "schedule": 60.0,

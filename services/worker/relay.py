@@ -12,7 +12,7 @@ import structlog
 from celery import current_app
 
 from qilian.kit import db, outbox
-from qilian.kit.metrics import OUTBOX_DEAD, OUTBOX_LAG, OUTBOX_PENDING, OUTBOX_PUBLISHED
+from qilian.kit.metrics import OUTBOX_PUBLISHED
 from qilian.kit.settings import get_settings
 from qilian.kit.tasks import run_async, task
 
@@ -37,13 +37,8 @@ async def relay_once() -> int:
         # one message per topic and claim: fewer broker round trips, same per-event guarantees
         current_app.send_task(outbox.CONSUMERS[topic], args=[[e.to_json() for e in batch]])
         OUTBOX_PUBLISHED.labels(topic).inc(len(batch))
-    async with db.transaction() as session:
-        stats = await outbox.stats(session)
-    OUTBOX_PENDING.set(stats.pending)
-    OUTBOX_DEAD.set(stats.dead)
-    OUTBOX_LAG.set(stats.oldest_pending_age)
     if envelopes:
-        log.info("outbox_relayed", count=len(envelopes), pending=stats.pending, dead=stats.dead)
+        log.info("outbox_relayed", count=len(envelopes), topics=sorted(by_topic))
     return len(envelopes)
 
 
@@ -57,3 +52,18 @@ def relay() -> int:
         if sent < get_settings().outbox_batch_size:
             break
     return total
+
+
+async def _prune() -> int:
+    days = get_settings().outbox_retention_days
+    async with db.transaction() as session:
+        return await outbox.prune(session, timedelta(days=days))
+
+
+@task("outbox.prune", max_retries=0, autoretry_for=())
+def prune() -> int:
+    """Delete outbox rows delivered longer ago than the retention (hourly, by beat)."""
+    removed = run_async(_prune())
+    if removed:
+        log.info("outbox_pruned", removed=removed)
+    return removed

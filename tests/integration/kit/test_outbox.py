@@ -128,3 +128,32 @@ async def test_dead_letters_can_be_requeued_and_metrics_show_them():
     assert len(claimed) == 1
     await refresh_outbox_gauges()
     assert OUTBOX_DEAD._value.get() == 0
+
+
+async def test_only_rows_delivered_before_the_retention_are_pruned():
+    async with db.transaction() as session:
+        old = await outbox.emit(session, "receivable.event", {"n": "old"})
+        recent = await outbox.emit(session, "receivable.event", {"n": "recent"})
+        await outbox.emit(session, "receivable.event", {"n": "undelivered"})
+        await outbox.emit(session, "receivable.event", {"n": "dead"})
+        await session.execute(
+            text(
+                "UPDATE platform.outbox SET delivered_at = now() - interval '8 days' "
+                "WHERE event_id = :old"
+            ),
+            {"old": old},
+        )
+        await session.execute(
+            text("UPDATE platform.outbox SET delivered_at = now() WHERE event_id = :r"),
+            {"r": recent},
+        )
+        await session.execute(
+            text(
+                "UPDATE platform.outbox SET dead_at = now() - interval '30 days' "
+                "WHERE payload->>'n' = 'dead'"
+            )
+        )
+    async with db.transaction() as session:
+        assert await outbox.prune(session, timedelta(days=7)) == 1
+    assert await count("SELECT count(*) FROM platform.outbox") == 3
+    assert await count(f"SELECT count(*) FROM platform.outbox WHERE event_id = '{old}'") == 0
