@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import structlog
 from celery import Task, shared_task
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from qilian.kit import db, outbox
@@ -24,14 +25,10 @@ T = TypeVar("T")
 
 _loop: asyncio.AbstractEventLoop | None = None
 
-# Transient failures worth a retry: connection trouble with the database, broker or chain.
-TRANSIENT: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
-try:  # the database driver's transient errors
-    from sqlalchemy.exc import DBAPIError, OperationalError
-
-    TRANSIENT = (*TRANSIENT, OperationalError, DBAPIError)
-except ImportError:  # pragma: no cover
-    pass
+# Transient failures worth a retry: connection trouble with the database, broker or chain
+# (requests' and httpx's connection errors are OSErrors). Not integrity or programming errors:
+# retrying those would only repeat them.
+TRANSIENT: tuple[type[BaseException], ...] = (OSError, OperationalError, InterfaceError)
 
 RETRY_POLICY: dict[str, Any] = {
     "acks_late": True,
@@ -83,31 +80,38 @@ def task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
     return shared_task(name=name, base=QilianTask, **{**RETRY_POLICY, **options})
 
 
+async def apply_batch(envelopes: list[outbox.Envelope], handler: outbox.Handler) -> int:
+    """Apply each event in its own transaction; returns how many took effect now.
+
+    A transient failure (database, broker or chain unreachable) propagates, so the whole message
+    is retried (events already done are skipped then). Any other failure is recorded on the
+    event's row and the rest of the batch goes on: the relay redelivers the failed event after its
+    lease, and after max attempts it is dead-lettered with that error.
+    """
+    applied = 0
+    for envelope in envelopes:
+        try:
+            async with db.transaction() as session:
+                applied += await outbox.consume(session, envelope, handler)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            log.exception("outbox_event_failed", event_id=envelope.event_id, topic=envelope.topic)
+            async with db.transaction() as session:
+                await outbox.record_failure(session, envelope.event_id, repr(exc))
+    return applied
+
+
 def outbox_consumer(topic: str) -> Callable[[outbox.Handler], Any]:
     """Declare the consumer of an outbox topic: effect and acknowledgement in one transaction."""
     name = outbox.CONSUMERS[topic]
 
     def decorate(handler: outbox.Handler) -> Any:
-        async def run(envelopes: list[outbox.Envelope]) -> int:
-            applied = 0
-            for envelope in envelopes:
-                try:
-                    async with db.transaction() as session:
-                        applied += await outbox.consume(session, envelope, handler)
-                except TRANSIENT:
-                    raise  # the whole message is retried; done events are skipped then
-                except Exception as exc:
-                    # a bad event must not block the others: the relay redelivers it after its
-                    # lease, and after max attempts it is dead-lettered with this error
-                    log.exception("outbox_event_failed", event_id=envelope.event_id, topic=topic)
-                    async with db.transaction() as session:
-                        await outbox.record_failure(session, envelope.event_id, repr(exc))
-            return applied
-
         @task(name)
         def consume(envelopes: list[dict[str, Any]]) -> int:
             """Apply a batch of events; each in its own transaction with its acknowledgement."""
-            return run_async(run([outbox.Envelope.from_json(e) for e in envelopes]))
+            batch = [outbox.Envelope.from_json(e) for e in envelopes]
+            return run_async(apply_batch(batch, handler))
 
         consume.handler = handler
         return consume

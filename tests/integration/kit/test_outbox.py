@@ -157,3 +157,34 @@ async def test_only_rows_delivered_before_the_retention_are_pruned():
         assert await outbox.prune(session, timedelta(days=7)) == 1
     assert await count("SELECT count(*) FROM platform.outbox") == 3
     assert await count(f"SELECT count(*) FROM platform.outbox WHERE event_id = '{old}'") == 0
+
+
+async def test_a_failing_event_is_recorded_and_does_not_block_the_rest_of_its_batch():
+    from sqlalchemy.exc import OperationalError
+
+    from qilian.kit.tasks import apply_batch
+
+    async with db.transaction() as session:
+        ids = [await outbox.emit(session, "receivable.event", {"n": n}) for n in range(3)]
+    batch = [Envelope(event_id, "receivable.event", {"n": n}) for n, event_id in enumerate(ids)]
+
+    async def handler(session, envelope):
+        if envelope.payload["n"] == 1:
+            raise ValueError("this event is malformed")
+        await ingest_receivable_event.handler(session, envelope)
+
+    assert await apply_batch(batch, handler) == 2
+    assert await count("SELECT count(*) FROM ledger.event_inbox") == 2
+    assert (
+        await count(
+            "SELECT count(*) FROM platform.outbox WHERE delivered_at IS NULL "
+            "AND last_error LIKE '%this event is malformed%'"
+        )
+        == 1
+    )
+
+    async def unreachable(session, envelope):
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database down"))
+
+    with pytest.raises(OperationalError):  # transient: the whole message is retried
+        await apply_batch([batch[1]], unreachable)
