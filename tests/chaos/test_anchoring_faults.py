@@ -194,6 +194,16 @@ def test_after_a_chain_wipe_no_batch_is_taken_for_anchored_on_a_contract_without
     contract = stack.anchor_address()
     known = {b.id for b in batches(stack)}
 
+    def reconciliations() -> int:
+        return sum(
+            "ledger.anchoring.reconcile[" in line and "succeeded" in line
+            for line in stack.log("worker").splitlines()
+        )
+
+    # wipe just after a reconciliation, as an operator would at any moment: the next one is a
+    # minute away, so the window is the whole interval rather than a race with it
+    done = reconciliations()
+    wait_for(lambda: reconciliations() > done, 90, "a periodic reconciliation")
     stack.kill_anvil()
     assert stack.anvil.state_file is not None
     stack.anvil.state_file.unlink()
