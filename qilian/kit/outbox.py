@@ -204,6 +204,31 @@ async def consume(session: AsyncSession, envelope: Envelope, handler: Handler) -
     return True
 
 
+async def consume_all(
+    session: AsyncSession, envelopes: Sequence[Envelope], handler: Handler
+) -> int:
+    """Apply ``handler`` to every not-yet-delivered event of the batch in the caller's one
+    transaction, and acknowledge them together. Rows are locked in id order (no deadlock between
+    two deliveries of overlapping batches); events delivered already are skipped."""
+    wanted = {envelope.event_id: envelope for envelope in envelopes}
+    locked = await session.execute(
+        text(
+            "SELECT event_id FROM platform.outbox WHERE event_id = ANY(:ids) "
+            "AND delivered_at IS NULL ORDER BY id FOR UPDATE"
+        ),
+        {"ids": list(wanted)},
+    )
+    due = [str(row.event_id) for row in locked]
+    for event_id in due:
+        await handler(session, wanted[event_id])
+    if due:
+        await session.execute(
+            text("UPDATE platform.outbox SET delivered_at = now() WHERE event_id = ANY(:ids)"),
+            {"ids": due},
+        )
+    return len(due)
+
+
 async def prune(session: AsyncSession, older_than: timedelta) -> int:
     """Delete rows delivered longer ago than ``older_than``.
 

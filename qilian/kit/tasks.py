@@ -81,13 +81,22 @@ def task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
 
 
 async def apply_batch(envelopes: list[outbox.Envelope], handler: outbox.Handler) -> int:
-    """Apply each event in its own transaction; returns how many took effect now.
+    """Apply a message's events; returns how many took effect now.
 
-    A transient failure (database, broker or chain unreachable) propagates, so the whole message
-    is retried (events already done are skipped then). Any other failure is recorded on the
-    event's row and the rest of the batch goes on: the relay redelivers the failed event after its
-    lease, and after max attempts it is dead-lettered with that error.
+    First all together, in one transaction (one commit for the batch). If that fails for a reason
+    other than a transient one, each event is applied in its own transaction, so that one bad event
+    does not hold back the others: its error is recorded on its row, the relay redelivers it after
+    its lease, and after max attempts it is dead-lettered with that error. A transient failure
+    (database, broker or chain unreachable) propagates, so the whole message is retried (events
+    already done are skipped then).
     """
+    try:
+        async with db.transaction() as session:
+            return await outbox.consume_all(session, envelopes, handler)
+    except TRANSIENT:
+        raise
+    except Exception:  # one of them is bad: find it, apply the others
+        log.warning("outbox_batch_failed_isolating", events=len(envelopes))
     applied = 0
     for envelope in envelopes:
         try:

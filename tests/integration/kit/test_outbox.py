@@ -188,3 +188,20 @@ async def test_a_failing_event_is_recorded_and_does_not_block_the_rest_of_its_ba
 
     with pytest.raises(OperationalError):  # transient: the whole message is retried
         await apply_batch([batch[1]], unreachable)
+
+
+async def test_overlapping_batches_delivered_concurrently_apply_each_event_once():
+    from qilian.kit.tasks import apply_batch
+
+    async with db.transaction() as session:
+        ids = [await outbox.emit(session, "receivable.event", {"n": n}) for n in range(30)]
+    envelopes = [Envelope(e, "receivable.event", {"n": n}) for n, e in enumerate(ids)]
+    # twenty redeliveries of overlapping slices, in different orders, at the same time
+    slices = [envelopes[(k * 7) % 30 :] + envelopes[: (k * 7) % 30] for k in range(20)]
+    slices = [s[: 10 + k] for k, s in enumerate(slices)] + [envelopes]
+    applied = await asyncio.gather(
+        *(apply_batch(list(s), ingest_receivable_event.handler) for s in slices)
+    )
+    assert sum(applied) == 30
+    assert await count("SELECT count(*) FROM ledger.event_inbox") == 30
+    assert await count("SELECT count(*) FROM platform.outbox WHERE delivered_at IS NULL") == 0
