@@ -254,9 +254,10 @@ def financeable(receivable: Receivable) -> bool:
 
 def _require_movable(row: Receivable, principal: Principal, what: str) -> None:
     """The holder may split or transfer only a held, confirmed, unfinanced, undisputed, unpaid
-    receivable."""
+    receivable (``what``: "split" or "transferred")."""
     if row.holder_id != principal.organization_id:
-        raise Forbidden(f"only the holder may {what} a receivable")
+        verb = "transfer" if what == "transferred" else what
+        raise Forbidden(f"only the holder may {verb} a receivable")
     if row.holding != Holding.held:
         raise refuse(row, f"the receivable was already {row.holding}", "not_held")
     if row.confirmation != Confirmation.confirmed:
