@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -123,6 +123,50 @@ async def insert_record(
         .returning(col(LedgerRecord.event_id))
     )
     return result.first() is not None
+
+
+async def recorded_event_ids(session: AsyncSession, event_ids: Sequence[str]) -> set[str]:
+    result = await session.execute(
+        select(col(LedgerRecord.event_id)).where(col(LedgerRecord.event_id).in_(event_ids))
+    )
+    return set(result.scalars())
+
+
+async def record_hashes_at(
+    session: AsyncSession, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], str]:
+    """``record_hash`` of the records at these (receivable_id, seq), where they exist."""
+    if not keys:
+        return {}
+    result = await session.execute(
+        select(
+            col(LedgerRecord.receivable_id), col(LedgerRecord.seq), col(LedgerRecord.record_hash)
+        ).where(tuple_(col(LedgerRecord.receivable_id), col(LedgerRecord.seq)).in_(keys))
+    )
+    return {(rid, seq): record_hash for rid, seq, record_hash in result.all()}
+
+
+async def insert_records(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert many records, 1 000 a statement (well under the driver's parameter limit); returns
+    the event ids inserted (conflicts are skipped)."""
+    inserted: set[str] = set()
+    for start in range(0, len(rows), 1000):
+        result = await session.execute(
+            insert(LedgerRecord)
+            .values(list(rows[start : start + 1000]))
+            .on_conflict_do_nothing()
+            .returning(col(LedgerRecord.event_id))
+        )
+        inserted.update(result.scalars())
+    return inserted
+
+
+async def mark_many_processed(session: AsyncSession, event_ids: Sequence[str]) -> None:
+    await session.execute(
+        update(InboxEvent)
+        .where(col(InboxEvent.event_id).in_(event_ids))
+        .values(processed_at=utcnow(), error=None)
+    )
 
 
 # batches ----------------------------------------------------------------------------------------

@@ -115,10 +115,61 @@ def _order(event: InboxEvent) -> tuple[str, int]:
     return "", 0
 
 
+async def _build_records_together(
+    session: AsyncSession, events: list[InboxEvent]
+) -> RecordsOutcome | None:
+    """The common case in a few statements: every event valid and new, no seq taken. Returns None
+    (having changed nothing) when any event needs the one-by-one path below to decide it."""
+    ordered = sorted(events, key=_order)
+    if any(validate_payload(e.event_id, e.topic, e.payload) for e in ordered):
+        return None
+    if await repository.recorded_event_ids(session, [e.event_id for e in ordered]):
+        return None
+    keys = [(e.payload["receivable_id"], e.payload["seq"] - 1) for e in ordered]
+    known = await repository.record_hashes_at(session, [k for k in keys if k[1] >= 1])
+    outcome = RecordsOutcome()
+    rows: list[dict[str, Any]] = []
+    for event in ordered:  # a receivable's events in seq order: a predecessor comes first
+        rid, seq = event.payload["receivable_id"], event.payload["seq"]
+        prev = known.get((rid, seq - 1)) if seq > 1 else None
+        if seq > 1 and prev is None:
+            outcome.waiting.append(event.event_id)  # its predecessor has not arrived
+            continue
+        record = _record(event.event_id, event.payload, prev)
+        digest = to_hex(record_hash(record))
+        known[(rid, seq)] = digest
+        rows.append(
+            {
+                "event_id": event.event_id,
+                "receivable_id": rid,
+                "seq": seq,
+                "record": record.model_dump(mode="json", by_alias=True),
+                "record_hash": digest,
+                "entry_id": to_hex(entry_id(event.event_id)),
+            }
+        )
+    if not rows:
+        return outcome
+    savepoint = await session.begin_nested()
+    inserted = await repository.insert_records(session, rows)
+    if len(inserted) != len(rows):  # a seq taken by another event: decide one by one
+        await savepoint.rollback()
+        return None
+    await savepoint.commit()
+    accepted = [row["event_id"] for row in rows]
+    await repository.mark_many_processed(session, accepted)
+    outcome.accepted.extend(accepted)
+    metrics.RECORDS.labels("accepted").inc(len(accepted))
+    return outcome
+
+
 async def build_records(session: AsyncSession, settings: Settings) -> RecordsOutcome:
     """Turn ready inbox events into records (``prev`` = record_hash of seq − 1)."""
     config = anchoring_settings(settings)
     events = await repository.ready_inbox_events(session, config.records_per_pass)
+    together = await _build_records_together(session, events) if events else None
+    if together is not None:
+        return together
     outcome = RecordsOutcome()
     for event in sorted(events, key=_order):  # a receivable's events in seq order
         reason = validate_payload(event.event_id, event.topic, event.payload)
