@@ -102,6 +102,7 @@ def list_query(
     *,
     as_party: str | None = None,
     confirmation: str | None = None,
+    holding: str | None = None,
     financing: str | None = None,
     settlement: str | None = None,
     dispute: str | None = None,
@@ -123,6 +124,7 @@ def list_query(
         query = query.where(columns[as_party] == organization_id)
     equal = {
         col(Receivable.confirmation): confirmation,
+        col(Receivable.holding): holding,
         col(Receivable.financing): financing,
         col(Receivable.settlement): settlement,
         col(Receivable.dispute): dispute,

@@ -18,6 +18,7 @@ from services.api.receivables.models import (
     Confirmation,
     Dispute,
     Financing,
+    Holding,
     Receivable,
     Settlement,
 )
@@ -52,6 +53,7 @@ async def list_receivables(
         Query(alias="as", description="only where the caller is this party"),
     ] = None,
     confirmation: Confirmation | None = None,
+    holding: Holding | None = None,
     financing: Financing | None = None,
     settlement: Settlement | None = None,
     dispute: Dispute | None = None,
@@ -65,6 +67,7 @@ async def list_receivables(
         principal.organization_id,
         as_party=as_party,
         confirmation=confirmation,
+        holding=holding,
         financing=financing,
         settlement=settlement,
         dispute=dispute,

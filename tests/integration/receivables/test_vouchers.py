@@ -13,7 +13,7 @@ from qilian.kit import db
 from services.api.organizations.models import Role
 from services.api.receivables import lifecycle, repository
 from services.api.receivables.settings import ReceivableSettings
-from tests.integration.invoices.intake_helpers import Party, new_party
+from tests.integration.invoices.intake_helpers import Party, new_party, token
 from tests.integration.receivables.lifecycle_helpers import call, confirmed, events, upload
 
 
@@ -260,3 +260,20 @@ async def test_split_racing_transfer_one_wins(http, parties):
         held = [n for n in tree.json()["nodes"] if n["holding"] == "held"]
         total = sum(int(n["receivable"]["open_amount"]["amount"].replace(".", "")) for n in held)
         assert total == 11900
+
+
+async def test_a_retried_split_with_the_same_idempotency_key_splits_once(http, parties):
+    rid = await confirmed(http, parties["supplier"], parties["core"], payable="119.00")
+    headers = {**await token(http, parties["supplier"]), "Idempotency-Key": f"split-{rid}"}
+    body = split_body("60.00", "59.00")
+    first = await http.post(f"/v1/receivables/{rid}/split", json=body, headers=headers)
+    again = await http.post(f"/v1/receivables/{rid}/split", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    tree = await call(http, parties["core"], "GET", f"/v1/receivables/{rid}/lineage")
+    assert len(tree.json()["nodes"]) == 3
+    held = await call(http, parties["supplier"], "GET", "/v1/receivables?holding=held")
+    listed = {r["id"] for r in held.json()["items"]}
+    assert {c["id"] for c in first.json()["children"]} <= listed
+    assert rid not in listed
