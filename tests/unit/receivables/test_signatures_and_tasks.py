@@ -4,6 +4,7 @@ overdue sweep's registration with the worker and beat."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -14,8 +15,8 @@ KEY = "0x" + "21" * 32
 DOMAIN = signatures.Domain(31337, "0x5fbdb2315678afecb367f032d93f642f64180aa3")
 
 
-def receivable(**changes: object) -> Receivable:
-    fields: dict[str, object] = {
+def receivable(**changes: Any) -> Receivable:
+    fields: dict[str, Any] = {
         "id": "rcv_" + "a" * 32,
         "invoice_id": "inv_" + "b" * 32,
         "creditor_id": "org_" + "c" * 32,
