@@ -38,15 +38,16 @@ def _typed(document: dict[str, Any]) -> dict[str, Any]:
     return typed
 
 
-async def _fetch_and_confirm(
+async def fetch_and_confirm(
     api: str,
     receivable_id: str,
     client_id: str,
     client_secret: str,
     key: str,
     send: bool,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
-    async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=api, timeout=30, transport=transport) as client:
         token = await client.post(
             "/v1/oauth/token",
             data={
@@ -104,7 +105,7 @@ def sign_confirmation(
         if not client_id or not client_secret:
             raise typer.BadParameter("--client-id and --client-secret (or env) are required")
         typed, signature, answer = asyncio.run(
-            _fetch_and_confirm(api, receivable_id, client_id, client_secret, key, confirm)
+            fetch_and_confirm(api, receivable_id, client_id, client_secret, key, confirm)
         )
     else:
         raise typer.BadParameter("give a RECEIVABLE_ID (with --api) or --typed-data FILE")

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from qilian.cli import sign
 from qilian.cli.main import app as cli
-from qilian.cli.seed import seed_demo
+from qilian.cli.seed import seed_demo, write_credentials
 from qilian.kit import db
 from qilian.kit.anvil import tool_path
 from services.api.organizations.models import Organization, Role
@@ -210,3 +211,48 @@ async def test_demo_core_firm_signature_verifies_with_cast_and_others_are_refuse
     assert (
         _cast_verify(demo["signing_address"], stored["eip712"], stored["signature"], tmp_path) == 0
     )
+
+
+async def test_sign_confirmation_fetches_signs_and_confirms_over_the_api(app, http, tmp_path):
+    app.state.ledger_transport = httpx.MockTransport(chain_ledger)
+    async with db.transaction() as session:
+        organizations = await seed_demo(session, tmp_path / "demo-credentials.json")
+    demo = next(o for o in organizations if o["role"] == "core_firm")
+    core = Party(
+        Org(demo["id"], Role.core_firm, demo["client_id"], demo["client_secret"]),
+        demo["tax_id"],
+        demo["name"],
+    )
+    rid = (await upload(http, await new_party(Role.supplier), core))["id"]
+    typed, signature, answer = await sign.fetch_and_confirm(
+        "https://test",
+        rid,
+        demo["client_id"],
+        demo["client_secret"],
+        demo["signing_key"],
+        True,
+        transport=httpx.ASGITransport(app=app, client=("127.0.0.1", 40000)),
+    )
+    assert answer is not None
+    assert answer["status"] == 200, answer
+    assert answer["body"]["states"]["confirmation"] == "confirmed"
+    assert signatures.recover(typed, signature) == demo["signing_address"]
+
+
+async def test_reseeding_keeps_each_demo_core_firms_signing_key(tmp_path, db_engine):
+    credentials = tmp_path / "demo-credentials.json"
+    async with db.transaction() as session:
+        first = await seed_demo(session, credentials)
+    write_credentials(credentials, {"organizations": first})
+    async with db.transaction() as session:
+        second = await seed_demo(session, credentials)
+    keys = [(o["id"], o.get("signing_key")) for o in first]
+    assert keys == [(o["id"], o.get("signing_key")) for o in second]
+    cores = [o for o in second if o["role"] == "core_firm"]
+    assert cores
+    assert all(o["signing_address"] == signatures.address_of(o["signing_key"]) for o in cores)
+    async with db.transaction() as session:
+        for entry in cores:
+            org = await session.get(Organization, entry["id"])
+            assert org is not None
+            assert org.signing_address == entry["signing_address"]
