@@ -212,18 +212,22 @@ async def bulk_confirm(
     items: Sequence[tuple[str, str | None]],
     domain: DomainSource,
 ) -> list[BulkOutcome]:
-    """Confirm each item in its own savepoint: one refusal never undoes the others."""
-    outcomes = []
-    for receivable_id, signature in items:
+    """Confirm each item in its own savepoint: one refusal never undoes the others. Rows are
+    locked in id order (two overlapping bulk requests never deadlock); the outcomes come back in
+    the order of ``items``."""
+    done: dict[int, BulkOutcome] = {}
+    for index in sorted(range(len(items)), key=lambda i: items[i][0]):
+        receivable_id, signature = items[index]
         try:
             async with session.begin_nested():
                 row = await confirm(
                     session, principal, receivable_id, signature, domain, audited=False
                 )
-            outcomes.append(BulkOutcome(receivable_id, 200, receivable=row))
+            done[index] = BulkOutcome(receivable_id, 200, receivable=row)
         except (InvalidInput, Conflict, NotFound, Forbidden) as exc:
             problem = exc.to_problem(f"/v1/receivables/{receivable_id}/confirm")
-            outcomes.append(BulkOutcome(receivable_id, exc.status, problem=problem))
+            done[index] = BulkOutcome(receivable_id, exc.status, problem=problem)
+    outcomes = [done[i] for i in range(len(items))]
     confirmed = [o.receivable_id for o in outcomes if o.status == 200]
     if confirmed:
         await audit.append(

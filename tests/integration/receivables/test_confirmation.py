@@ -4,6 +4,7 @@ verifies with ``cast wallet verify --data`` and any other key's signature is ref
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 from typing import Any
@@ -256,3 +257,21 @@ async def test_reseeding_keeps_each_demo_core_firms_signing_key(tmp_path, db_eng
             org = await session.get(Organization, entry["id"])
             assert org is not None
             assert org.signing_address == entry["signing_address"]
+
+
+async def test_overlapping_bulk_confirmations_confirm_each_receivable_once(http, parties):
+    rids = [(await upload(http, parties["supplier"], parties["core"]))["id"] for _ in range(6)]
+    forward = {"items": [{"receivable_id": r} for r in rids]}
+    backward = {"items": [{"receivable_id": r} for r in reversed(rids)]}
+    answers = await asyncio.gather(
+        *(
+            call(http, parties["core"], "POST", "/v1/receivables/bulk-confirm", body)
+            for body in (forward, backward, forward, backward)
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert sum(a.json()["confirmed"] for a in answers) == len(rids)
+    assert [r["receivable_id"] for r in answers[1].json()["results"]] == list(reversed(rids))
+    for rid in rids:
+        history = await events(http, parties["supplier"], rid)
+        assert [e["type"] for e in history] == ["created", "confirmed"]
