@@ -3,11 +3,13 @@ overdue sweep's registration with the worker and beat."""
 
 from __future__ import annotations
 
+import ast
 from datetime import date
 from typing import Any
 
 import pytest
 
+from qilian.kit.settings import REPO_ROOT
 from services.api.receivables import signatures
 from services.api.receivables.models import Receivable
 
@@ -69,9 +71,23 @@ def test_malformed_signatures_are_invalid(bad):
 
 
 def test_the_overdue_sweep_is_a_worker_task_on_the_beat_schedule():
-    from services.worker.app import app
-
-    app.loader.import_default_modules()
-    assert "receivables.mark_overdue" in app.tasks
-    schedule = app.conf.beat_schedule
-    assert any(entry["task"] == "receivables.mark_overdue" for entry in schedule.values())
+    # read the worker's module without importing it: creating its Celery app in-process would
+    # make it the current app and re-bind every shared task of the other tests
+    tree = ast.parse((REPO_ROOT / "services" / "worker" / "app.py").read_text())
+    modules = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "TASK_MODULES" for t in node.targets)
+    )
+    assert "services.api.receivables.tasks" in modules
+    scheduled = {
+        ast.literal_eval(value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Dict)
+        for key, value in zip(node.keys, node.values, strict=True)
+        if isinstance(key, ast.Constant) and key.value == "task"
+    }
+    assert "receivables.mark_overdue" in scheduled
+    source = (REPO_ROOT / "services" / "api" / "receivables" / "tasks.py").read_text()
+    assert '@task("receivables.mark_overdue")' in source
