@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
 
     # outbox relay
-    outbox_batch_size: int = 100
+    outbox_batch_size: int = 500
     outbox_redelivery_seconds: float = 30.0
     outbox_max_attempts: int = 20
     outbox_retention_days: float = 7.0  # delivered rows are deleted after this long

@@ -19,7 +19,7 @@ class AnchoringSettings(Settings):
 
     batch_max_leaves: int = Field(default=10_000, ge=1, le=2**32 - 1)
     batch_max_wait_seconds: float = Field(default=2.0, ge=0)
-    records_per_pass: int = Field(default=1000, ge=1)
+    records_per_pass: int = Field(default=5000, ge=1)
     finality: Literal["depth", "finalized"] = Field(
         default="depth",
         description="depth: after `confirmations` blocks; finalized: by the finalized tag",
