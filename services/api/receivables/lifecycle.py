@@ -185,6 +185,29 @@ async def reject(
     return updated
 
 
+async def cancel(
+    session: AsyncSession, principal: Principal, receivable_id: str, reason: str
+) -> Receivable:
+    """``pending`` → ``cancelled`` by the supplier that uploaded it (and still holds it): an
+    invoice sent by mistake is withdrawn before the core firm confirms it."""
+    row = await _locked(session, principal, receivable_id)
+    if principal.organization_id not in (row.creditor_id, row.holder_id) or (
+        row.creditor_id != row.holder_id
+    ):
+        raise Forbidden("only the supplier that uploaded and holds a receivable cancels it")
+    if row.confirmation != Confirmation.pending:
+        raise refuse(row, f"the receivable is already {row.confirmation}", "not_pending")
+
+    def change(r: Receivable) -> None:
+        r.confirmation = Confirmation.cancelled.value
+
+    updated, _ = await service.record_event(
+        session, row.id, "cancelled", _actor(principal), {"reason": reason}, change
+    )
+    await _audit(session, principal, "cancelled", row.id)
+    return updated
+
+
 @dataclass(frozen=True)
 class BulkOutcome:
     receivable_id: str

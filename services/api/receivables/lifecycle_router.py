@@ -152,6 +152,16 @@ async def reject(
     )
 
 
+@router.post("/{receivable_id}/cancel", response_model=ReceivablePublic)
+async def cancel(
+    receivable_id: str, body: RejectRequest, principal: Supplier, session: Session
+) -> ReceivablePublic:
+    """The supplier withdraws an unconfirmed receivable it uploaded (``pending`` → cancelled)."""
+    return ReceivablePublic.of(
+        await lifecycle.cancel(session, principal, receivable_id, body.reason)
+    )
+
+
 @router.post("/{receivable_id}/split", response_model=SplitResponse, status_code=201)
 async def split(
     receivable_id: str, body: SplitRequest, principal: Supplier, session: Session, config: Config

@@ -195,6 +195,14 @@ MATRIX: dict[tuple[str, str], list[Cell]] = {
             _only({Role.core_firm}, 404, 403),
         )
     ],
+    ("POST", "/v1/receivables/{receivable_id}/cancel"): [
+        (
+            "missing",
+            lambda w: "/v1/receivables/rcv_nope/cancel",
+            lambda: {"reason": "sent by mistake"},
+            _only({Role.supplier}, 404, 403),
+        )
+    ],
     ("GET", "/v1/receivables/{receivable_id}/confirmation-message"): [
         (
             "missing",

@@ -275,3 +275,28 @@ async def test_overlapping_bulk_confirmations_confirm_each_receivable_once(http,
     for rid in rids:
         history = await events(http, parties["supplier"], rid)
         assert [e["type"] for e in history] == ["created", "confirmed"]
+
+
+async def test_the_supplier_cancels_a_pending_receivable_and_nothing_after_confirmation(
+    http, parties
+):
+    body = {"reason": "sent by mistake"}
+    rid = (await upload(http, parties["supplier"], parties["core"]))["id"]
+    path = f"/v1/receivables/{rid}/cancel"
+    assert (await call(http, parties["core"], "POST", path, body)).status_code == 403
+    response = await call(http, parties["supplier"], "POST", path, body)
+    assert response.status_code == 200, response.text
+    assert response.json()["states"]["confirmation"] == "cancelled"
+    confirm = await call(http, parties["core"], "POST", f"/v1/receivables/{rid}/confirm", {})
+    assert confirm.status_code == 409
+    history = await events(http, parties["supplier"], rid)
+    assert [e["type"] for e in history] == ["created", "cancelled"]
+
+    confirmed_id = (await upload(http, parties["supplier"], parties["core"]))["id"]
+    ok = await call(http, parties["core"], "POST", f"/v1/receivables/{confirmed_id}/confirm", {})
+    assert ok.status_code == 200
+    late = await call(
+        http, parties["supplier"], "POST", f"/v1/receivables/{confirmed_id}/cancel", body
+    )
+    assert late.status_code == 409
+    assert late.json()["states"]["confirmation"] == "confirmed"
