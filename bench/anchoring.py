@@ -16,8 +16,6 @@ docs/benchmarks.md; the ratios measured in one run are the figures to compare.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from dataclasses import dataclass
 
@@ -25,6 +23,7 @@ from eth_account import Account
 from eth_typing import HexStr
 from web3 import Web3
 
+from bench.common import machine
 from qilian.kit.anvil import DEV_PRIVATE_KEY, Anvil
 from services.ledger.anchoring.chain import AnchorChain
 from services.ledger.chain.artifacts import deploy_contract
@@ -103,23 +102,6 @@ def per_event(chain: AnchorChain, events: int) -> Result:
         gas += anchor(chain, i, leaf_hash(entry, value), 1, nonce)
         nonce += 1
     return Result("one transaction per event", events, time.perf_counter() - start, events, gas)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            names = [
-                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
-            ]
-        if names:
-            cpu = names[0]
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def main() -> None:

@@ -47,7 +47,8 @@ from typing import Any
 from sqlalchemy import text
 from web3 import Web3
 
-from bench.anchoring import anchor, deploy, machine, records
+from bench.anchoring import anchor, deploy, records
+from bench.common import machine
 from qilian.kit.anvil import Anvil
 from services.ledger.records import merkle
 from services.ledger.records.canonical import leaf_hash

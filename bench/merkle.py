@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -34,6 +33,7 @@ from pathlib import Path
 from eth_hash.backends import pycryptodome
 from sha3 import keccak_256
 
+from bench.common import machine
 from services.ledger.records import merkle
 from services.ledger.records.keccak import to_hex
 
@@ -140,23 +140,6 @@ def time_extras(values: Values, repeat: int) -> dict[str, float]:
             tree.proof(index)
         extras["all proofs"].append(time.perf_counter() - start)
     return {name: statistics.median(times) for name, times in extras.items()}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            names = [
-                line.split(":", 1)[1].strip() for line in info if line.startswith("model name")
-            ]
-        if names:
-            cpu = names[0]
-    except OSError:
-        pass
-    return (
-        f"{os.cpu_count()} CPUs ({cpu}), {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}"
-    )
 
 
 def main() -> None:
