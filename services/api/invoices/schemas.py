@@ -37,15 +37,7 @@ class ImportRowPublic(BaseModel):
 
     @classmethod
     def of(cls, row: InvoiceImportRow) -> ImportRowPublic:
-        return cls(
-            row=row.row,
-            name=row.name,
-            outcome=row.outcome,
-            invoice_id=row.invoice_id,
-            receivable_id=row.receivable_id,
-            reason=row.reason,
-            detail=row.detail,
-        )
+        return cls.model_validate(row, from_attributes=True)
 
 
 class ImportPublic(BaseModel):

@@ -168,17 +168,7 @@ class DisputePublic(BaseModel):
 
     @classmethod
     def of(cls, row: ReceivableDispute) -> DisputePublic:
-        return cls(
-            id=row.id,
-            receivable_id=row.receivable_id,
-            opened_by=row.opened_by,
-            reason=row.reason,
-            status=row.status,
-            resolution=row.resolution,
-            resolved_by=row.resolved_by,
-            opened_at=row.opened_at,
-            resolved_at=row.resolved_at,
-        )
+        return cls.model_validate(row, from_attributes=True)
 
 
 class DisputeResponse(BaseModel):

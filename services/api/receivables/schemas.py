@@ -89,14 +89,7 @@ class EventAnchoringPublic(BaseModel):
 
     @classmethod
     def of(cls, item: EventAnchoring) -> EventAnchoringPublic:
-        return cls(
-            event_id=item.event_id,
-            seq=item.seq,
-            status=item.status,
-            batch_id=item.batch_id,
-            tx_hash=item.tx_hash,
-            block_number=item.block_number,
-        )
+        return cls.model_validate(item, from_attributes=True)
 
 
 class Anchoring(BaseModel):
