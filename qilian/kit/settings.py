@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     outbox_redelivery_seconds: float = 30.0
     outbox_max_attempts: int = 20
     outbox_retention_days: float = 7.0  # delivered rows are deleted after this long
+    audit_checkpoint_seconds: float = 60.0  # the audit head to the ledger this often; 0: never
     relay_interval_seconds: float = 1.0
 
     @model_validator(mode="after")

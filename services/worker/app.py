@@ -68,11 +68,6 @@ def create_celery() -> Celery:
                 "schedule": 3600.0,
                 "options": {"expires": 3600.0},
             },
-            "audit-checkpoint": {
-                "task": "audit.checkpoint",
-                "schedule": 60.0,
-                "options": {"expires": 60.0},
-            },
             "receivables-overdue": {
                 "task": "receivables.mark_overdue",
                 "schedule": 3600.0,
@@ -85,6 +80,12 @@ def create_celery() -> Celery:
             },
         },
     )
+    if settings.audit_checkpoint_seconds > 0:
+        app.conf.beat_schedule["audit-checkpoint"] = {
+            "task": "audit.checkpoint",
+            "schedule": settings.audit_checkpoint_seconds,
+            "options": {"expires": settings.audit_checkpoint_seconds},
+        }
     return app
 
 
