@@ -29,6 +29,10 @@ log = structlog.get_logger(__name__)
 # Which Celery task consumes each topic; the relay sends by name, so no service imports another.
 CONSUMERS: dict[str, str] = {
     "receivable.event": "ledger.ingest_receivable_event",
+    # the acceptance saga: the api asks the ledger to register/release a financing on chain …
+    "financing.registry": "ledger.registry.accept_operation",
+    # … and the ledger answers with the outcome once the transaction is mined (or refused)
+    "financing.registry_result": "financing.apply_registry_result",
 }
 
 
