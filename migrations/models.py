@@ -7,12 +7,15 @@ from qilian.kit.db import SCHEMAS, metadata
 from services.api.audit import checkpoints as _audit_checkpoints  # noqa: F401
 from services.api.audit import models as _audit  # noqa: F401
 from services.api.auth import models as _auth  # noqa: F401
+from services.api.financing import models as _financing  # noqa: F401
 from services.api.invoices import models as _invoices  # noqa: F401
 from services.api.organizations import models as _organizations  # noqa: F401
 from services.api.receivables import models as _receivables  # noqa: F401
+from services.api.webhooks import models as _webhooks  # noqa: F401
 from services.ledger.anchoring import models as _anchoring  # noqa: F401
 from services.ledger.deployments import models as _deployments  # noqa: F401
 from services.ledger.ingest import models as _ingest  # noqa: F401
+from services.ledger.registry import models as _registry  # noqa: F401
 
 __all__ = ["SCHEMAS", "include_name", "metadata"]
 

@@ -6,11 +6,13 @@ start outside development.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from qilian.kit.anvil import DEV_CHAIN_ID, DEV_PRIVATE_KEY
@@ -45,6 +47,11 @@ class Settings(BaseSettings):
     )
     var_dir: Path = REPO_ROOT / "var"
 
+    # FinancingRegistry: on-chain fingerprints are keccak256(HMAC-SHA256(registry_key, …)); every
+    # platform sharing the registry shares this key. Unset: derived from secret_key (development
+    # and test only; production must set it)
+    registry_key: SecretStr = Field(default=SecretStr(""), description="registry HMAC key")
+
     secret_key: str = DEV_SECRET_KEY
     api_url: str = "http://127.0.0.1:8000"
     ledger_url: str = "http://127.0.0.1:8001"
@@ -71,6 +78,15 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "QILIAN_ANCHORER_PRIVATE_KEY is anvil's public development key; set a real key"
                 )
+            if not self.registry_key.get_secret_value():
+                raise ValueError("QILIAN_REGISTRY_KEY is not set; set the registry's shared key")
+        return self
+
+    @model_validator(mode="after")
+    def _derive_development_registry_key(self) -> Self:
+        if not self.registry_key.get_secret_value() and self.env != "production":
+            derived = hmac.new(self.secret_key.encode(), b"qilian-registry-key", hashlib.sha256)
+            self.registry_key = SecretStr(derived.hexdigest())
         return self
 
     def contract_address(self, name: str) -> str | None:

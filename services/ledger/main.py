@@ -15,6 +15,7 @@ from qilian.kit.settings import Settings, get_settings
 from services.ledger.chain import router as chain_router
 from services.ledger.deployments import service as deployments
 from services.ledger.proofs import router as proofs
+from services.ledger.registry import router as registry
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(proofs.router(settings))
     app.include_router(chain_router.router(settings))
+    app.include_router(registry.router(settings))
     return app
 
 

@@ -22,9 +22,12 @@ TASK_MODULES = [
     "services.worker.relay",
     "services.ledger.ingest.tasks",
     "services.ledger.anchoring.tasks",
+    "services.ledger.registry.tasks",
     "services.api.audit.tasks",
     "services.api.invoices.tasks",
     "services.api.receivables.tasks",
+    "services.api.financing.tasks",
+    "services.api.webhooks.tasks",
 ]
 
 
@@ -63,6 +66,19 @@ def create_celery() -> Celery:
                 "schedule": 1.0,
                 "options": {"expires": 5.0},
             },
+            # ledger FinancingRegistry operations: receipts, then the next pending operation
+            "ledger-registry": {
+                "task": "ledger.registry.tick",
+                "schedule": 1.0,
+                "options": {"expires": 5.0},
+            },
+            # the marketplace's timers: auctions close, offers expire, acceptances lapse,
+            # financings are repaid or default — within about a second of their time
+            "financing-tick": {
+                "task": "financing.tick",
+                "schedule": 1.0,
+                "options": {"expires": 5.0},
+            },
             "outbox-prune": {
                 "task": "outbox.prune",
                 "schedule": 3600.0,
@@ -70,6 +86,17 @@ def create_celery() -> Celery:
             },
             "receivables-overdue": {
                 "task": "receivables.mark_overdue",
+                "schedule": 3600.0,
+                "options": {"expires": 3600.0},
+            },
+            # webhook delivery: a pass every second; delivered messages pruned hourly
+            "webhooks-dispatch": {
+                "task": "webhooks.dispatch",
+                "schedule": 1.0,
+                "options": {"expires": 5.0},
+            },
+            "webhooks-prune": {
+                "task": "webhooks.prune",
                 "schedule": 3600.0,
                 "options": {"expires": 3600.0},
             },

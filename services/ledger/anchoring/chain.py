@@ -206,13 +206,19 @@ class AnchorChain:
 
     def _decode(self, exc: ContractCustomError) -> AnchorReverted:
         data = exc.data if isinstance(exc.data, str) else ""
-        raw = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else b""
-        for entry in self.abi:
-            item = cast(dict[str, Any], entry)
-            if item.get("type") != "error":
-                continue
-            types = [i["type"] for i in item.get("inputs", [])]
-            selector = Web3.keccak(text=f"{item['name']}({','.join(types)})")[:4]
-            if raw[:4] == selector:
-                return AnchorReverted(item["name"], tuple(decode(types, raw[4:])), data)
-        return AnchorReverted("Unknown", (), data)
+        return AnchorReverted(*decode_custom_error(self.abi, data), data)
+
+
+def decode_custom_error(abi: Any, data: str) -> tuple[str, tuple[Any, ...]]:
+    """The name and arguments of the custom error in revert ``data`` (``0x`` hex) by the ABI;
+    ``("Unknown", ())`` when none matches. Shared by the ledger's contract clients."""
+    raw = bytes.fromhex(data.removeprefix("0x")) if data.startswith("0x") else b""
+    for entry in abi:
+        item = cast(dict[str, Any], entry)
+        if item.get("type") != "error":
+            continue
+        types = [i["type"] for i in item.get("inputs", [])]
+        selector = Web3.keccak(text=f"{item['name']}({','.join(types)})")[:4]
+        if raw[:4] == selector:
+            return item["name"], tuple(decode(types, raw[4:]))
+    return "Unknown", ()

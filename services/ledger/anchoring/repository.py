@@ -15,6 +15,7 @@ from sqlmodel import col
 
 from services.ledger.anchoring.models import AnchorAccount, AnchorBatch, BatchStatus, LedgerRecord
 from services.ledger.ingest.models import InboxEvent
+from services.ledger.registry.models import OperationState, RegistryOperation
 
 # pg_advisory_xact_lock key serialising batch-id allocation ("qilian" + 1)
 BATCH_ALLOCATION_LOCK: Final = 0x71696C69616E0001
@@ -258,13 +259,19 @@ async def lowest_pending(session: AsyncSession) -> AnchorBatch | None:
 
 
 async def in_flight(session: AsyncSession, sender: str) -> bool:
-    result = await session.execute(
-        select(col(AnchorBatch.id)).where(
-            col(AnchorBatch.status) == BatchStatus.SENT.value,
-            func.lower(col(AnchorBatch.sender)) == sender.lower(),
-        )
+    """Whether a transaction of the account waits for its receipt: an anchoring batch's or a
+    FinancingRegistry operation's (they share the account, its nonces, one in flight)."""
+    batch = select(col(AnchorBatch.id)).where(
+        col(AnchorBatch.status) == BatchStatus.SENT.value,
+        func.lower(col(AnchorBatch.sender)) == sender.lower(),
     )
-    return result.first() is not None
+    if (await session.execute(batch)).first() is not None:
+        return True
+    operation = select(col(RegistryOperation.operation_id)).where(
+        col(RegistryOperation.state) == OperationState.SENT.value,
+        col(RegistryOperation.sender) == sender.lower(),
+    )
+    return (await session.execute(operation)).first() is not None
 
 
 def to_pending(batch: AnchorBatch, reason: str) -> None:

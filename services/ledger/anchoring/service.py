@@ -26,7 +26,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -397,11 +397,18 @@ async def _landed_elsewhere(chain: AnchorChain, batch: AnchorBatch, out: StepOut
     return True
 
 
-async def _sync_nonce(chain: AnchorChain, account: AnchorAccount, is_new: bool) -> None:
+class NonceSource(Protocol):
+    """A contract client signing with an account (anchoring's, the registry's)."""
+
+    def nonce(self, block: str = "pending") -> int: ...
+
+
+async def sync_nonce(chain: NonceSource, account: AnchorAccount, is_new: bool) -> None:
     """The ledger's nonce is the authority; with nothing in flight it must equal the chain's count.
 
     A difference means the chain was rewound (reorg, reset) or the key was used elsewhere: it is
-    logged and the chain's count adopted. Called only under the account's row lock.
+    logged and the chain's count adopted. Called only under the account's row lock, by every
+    sender of the account (anchoring and the FinancingRegistry operations).
     """
     on_chain = await _run(chain.nonce, "pending")
     if on_chain != account.next_nonce:
@@ -433,7 +440,7 @@ async def _send_next(
         out.error = f"no contract code at {chain.address}; waiting for reconciliation"
         log.error("anchor_contract_missing", address=chain.address, batch_id=batch.id)
         return
-    await _sync_nonce(chain, account, is_new)
+    await sync_nonce(chain, account, is_new)
     root = from_hex(batch.root, length=32)
     try:
         gas = await _run(chain.simulate, batch.id, root, batch.leaf_count)
