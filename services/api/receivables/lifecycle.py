@@ -496,24 +496,11 @@ async def lineage(
 # ---------------------------------------------------------------- payments
 
 
-FinancierOf = Callable[[AsyncSession, Receivable], Awaitable[str | None]]
-
-
-async def _no_financier(session: AsyncSession, receivable: Receivable) -> str | None:
-    return None
-
-
-# The financing domain replaces this with its lookup of the funded financier (disclosed
-# factoring: the debtor pays the financier); until then, payments are owed to the holder.
-financier_of: FinancierOf = _no_financier
-
-
 async def payee_of(session: AsyncSession, receivable: Receivable) -> tuple[str, str]:
-    """Who a payment on the receivable is owed to: ``(organization_id, "financier"|"holder")``."""
-    if receivable.financing == Financing.financed:
-        financier = await financier_of(session, receivable)
-        if financier is not None:
-            return financier, "financier"
+    """Who a payment on the receivable is owed to: ``(organization_id, "financier"|"holder")``.
+    Factoring is disclosed: once financed, the debtor pays the financier."""
+    if receivable.financing == Financing.financed and receivable.financier_id is not None:
+        return receivable.financier_id, "financier"
     return receivable.holder_id, "holder"
 
 

@@ -117,6 +117,12 @@ class Receivable(SQLModel, table=True):
         Index("ix_receivables_creditor_id", "creditor_id", "id"),
         Index("ix_receivables_holder_id", "holder_id", "id"),
         Index("ix_receivables_debtor_id", "debtor_id", "id"),
+        Index(
+            "ix_receivables_financier_id",
+            "financier_id",
+            "id",
+            postgresql_where=text("financier_id IS NOT NULL"),
+        ),
         {"schema": "platform"},
     )
 
@@ -145,6 +151,9 @@ class Receivable(SQLModel, table=True):
     debtor_id: str = Field(
         sa_column=Column(String(40), ForeignKey("platform.organizations.id"), nullable=False)
     )
+    financier_id: str | None = Field(
+        default=None, sa_column=Column(String(40), ForeignKey("platform.organizations.id"))
+    )  # the bank of its accepted financing (a party while that financing lives)
     currency: str = Field(sa_column=Column(String(3), nullable=False))
     face_value_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
     open_amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -26,11 +26,12 @@ def _table(model: type[SQLModel]) -> Table:
 
 
 def party_of(organization_id: str) -> Any:
-    """The condition "the organisation is creditor, holder or debtor"."""
+    """The condition "the organisation is creditor, holder, debtor or financier"."""
     return or_(
         col(Receivable.creditor_id) == organization_id,
         col(Receivable.holder_id) == organization_id,
         col(Receivable.debtor_id) == organization_id,
+        col(Receivable.financier_id) == organization_id,
     )
 
 
@@ -116,6 +117,7 @@ def list_query(
         "creditor": col(Receivable.creditor_id),
         "holder": col(Receivable.holder_id),
         "debtor": col(Receivable.debtor_id),
+        "financier": col(Receivable.financier_id),
     }
     query = select(Receivable)
     if as_party is None:

@@ -49,7 +49,7 @@ async def list_receivables(
     limit: Limit = 50,
     cursor: Cursor = None,
     as_party: Annotated[
-        Literal["creditor", "holder", "debtor"] | None,
+        Literal["creditor", "holder", "debtor", "financier"] | None,
         Query(alias="as", description="only where the caller is this party"),
     ] = None,
     confirmation: Confirmation | None = None,

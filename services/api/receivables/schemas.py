@@ -39,6 +39,7 @@ class ReceivablePublic(BaseModel):
     creditor_id: str
     holder_id: str
     debtor_id: str
+    financier_id: str | None = None
     face_value: MoneyModel
     open_amount: MoneyModel
     issue_date: date
@@ -61,6 +62,7 @@ class ReceivablePublic(BaseModel):
             creditor_id=row.creditor_id,
             holder_id=row.holder_id,
             debtor_id=row.debtor_id,
+            financier_id=row.financier_id,
             face_value=MoneyModel.from_money(Money(row.face_value_minor, row.currency)),
             open_amount=MoneyModel.from_money(Money(row.open_amount_minor, row.currency)),
             issue_date=row.issue_date,

@@ -239,7 +239,12 @@ async def dilute(
 
 
 def is_party(receivable: Receivable, organization_id: str) -> bool:
-    return organization_id in (receivable.creditor_id, receivable.holder_id, receivable.debtor_id)
+    return organization_id in (
+        receivable.creditor_id,
+        receivable.holder_id,
+        receivable.debtor_id,
+        receivable.financier_id,
+    )
 
 
 async def get_visible(

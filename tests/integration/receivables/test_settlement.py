@@ -13,7 +13,7 @@ import pytest
 from qilian.kit import db
 from services.api.organizations.models import Role
 from services.api.receivables import lifecycle, repository
-from services.api.receivables.models import Financing, Receivable
+from services.api.receivables.models import Financing
 from services.api.receivables.tasks import sweep_overdue
 from tests.integration.invoices.intake_helpers import Party, new_party
 from tests.integration.receivables.lifecycle_helpers import call, confirmed, events, upload
@@ -102,18 +102,12 @@ async def test_a_financed_receivable_is_paid_to_the_financier(http, parties):
     rid = await confirmed(http, parties["supplier"], parties["core"], payable="119.00")
     bank = parties["bank"].org.id
 
-    async def financier(session: Any, receivable: Receivable) -> str | None:
-        return bank if receivable.id == rid else None
-
     async with db.transaction() as session:
         row = await repository.lock(session, rid)
         assert row is not None
         row.financing = Financing.financed.value
-    previous, lifecycle.financier_of = lifecycle.financier_of, financier
-    try:
-        response = await _pay(http, parties["core"], rid, pay("119.00"))
-    finally:
-        lifecycle.financier_of = previous
+        row.financier_id = bank
+    response = await _pay(http, parties["core"], rid, pay("119.00"))
     assert response.status_code == 201
     assert response.json()["payment"]["payee_id"] == bank
     assert (await events(http, parties["core"], rid))[-1]["data"]["owed_to"] == "financier"
