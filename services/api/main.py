@@ -11,6 +11,7 @@ from services.api import auth
 from services.api.invoices.router import router as invoices_router
 from services.api.receivables import lifecycle_router
 from services.api.receivables.router import router as receivables_router
+from services.api.webhooks.router import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(receivables_router)
     app.include_router(lifecycle_router.router)
     app.include_router(lifecycle_router.disputes_router)
+    app.include_router(webhooks_router)
     return app
 
 

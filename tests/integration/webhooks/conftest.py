@@ -1,0 +1,119 @@
+"""Fixtures of the webhook tests: the API app (shared api fixtures) with a fast retry schedule,
+and real HTTP receivers: a threaded ``http.server`` on a free loopback port that records every
+request and answers as the test tells it (a status, after a delay)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from services.api.webhooks.settings import WebhookSettings
+from tests.integration.api_fixtures import app, dispatched, http
+
+__all__ = ["app", "dispatched", "http"]
+
+FAST = WebhookSettings(
+    retry_schedule=[0.2, 0.4],
+    jitter=0.1,
+    timeout_seconds=1.0,
+    connect_timeout_seconds=0.5,
+    lease_seconds=5.0,
+)
+
+
+@pytest.fixture
+def webhook_settings() -> WebhookSettings:
+    return FAST
+
+
+@pytest.fixture(autouse=True)
+def _fast_webhooks(app: Any, webhook_settings: WebhookSettings) -> None:
+    app.state.webhook_settings = webhook_settings
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server; ``answer`` decides (status, delay in seconds) per request."""
+
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    answer: Callable[[Received], tuple[int, float]] = lambda r: (204, 0.0)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/qilian"
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [r.headers["webhook-id"] for r in self.received]
+
+
+def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", "0"))
+            request = Received(
+                {k.lower(): v for k, v in self.headers.items()},
+                self.rfile.read(length),
+                time.monotonic(),
+            )
+            with receiver.lock:
+                receiver.received.append(request)
+            status, delay = receiver.answer(request)
+            if delay:
+                time.sleep(delay)
+            body = b"ok"
+            self.send_response(status)
+            if 300 <= status < 400:
+                self.send_header("Location", receiver.url + "/elsewhere")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            # the dispatcher may have given up (timeout) and closed the connection
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(made))
+    server.daemon_threads = True
+    made.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield made
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """A loopback port nothing listens on (bound, then closed)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}/hooks"
