@@ -284,6 +284,55 @@ MATRIX: dict[tuple[str, str], list[Cell]] = {
     ],
 }
 
+# webhooks: an organisation's own endpoints and messages (bank, supplier, core firm, guarantor);
+# another organisation's are 404 like missing ones (tests/integration/webhooks)
+WEBHOOK_OWNERS = {Role.bank, Role.supplier, Role.core_firm, Role.guarantor}
+_WHK = "/v1/webhook-endpoints/whk_nope"
+MATRIX.update(
+    {
+        ("GET", "/v1/webhook-event-types"): [
+            ("catalogue", lambda w: "/v1/webhook-event-types", None, _only(set(ROLES), 200, 0))
+        ],
+        ("POST", "/v1/webhook-endpoints"): [
+            (
+                "create",
+                lambda w: "/v1/webhook-endpoints",
+                lambda: {"url": "https://hooks.matrix.example/q", "event_types": ["*"]},
+                _only(WEBHOOK_OWNERS, 201, 403),
+            )
+        ],
+        ("GET", "/v1/webhook-endpoints"): [
+            ("own", lambda w: "/v1/webhook-endpoints", None, _only(WEBHOOK_OWNERS, 200, 403))
+        ],
+        ("GET", "/v1/webhook-endpoints/{endpoint_id}"): [
+            ("missing", lambda w: _WHK, None, _only(WEBHOOK_OWNERS, 404, 403))
+        ],
+        ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): [
+            ("missing", lambda w: _WHK, lambda: {"enabled": False}, _only(WEBHOOK_OWNERS, 404, 403))
+        ],
+        ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): [
+            ("missing", lambda w: _WHK, None, _only(WEBHOOK_OWNERS, 404, 403))
+        ],
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): [
+            ("missing", lambda w: _WHK + "/rotate-secret", None, _only(WEBHOOK_OWNERS, 404, 403))
+        ],
+        ("POST", "/v1/webhook-endpoints/{endpoint_id}/test"): [
+            ("missing", lambda w: _WHK + "/test", None, _only(WEBHOOK_OWNERS, 404, 403))
+        ],
+        ("GET", "/v1/webhook-endpoints/{endpoint_id}/messages"): [
+            ("missing", lambda w: _WHK + "/messages", None, _only(WEBHOOK_OWNERS, 404, 403))
+        ],
+        ("POST", "/v1/webhook-messages/{message_id}/replay"): [
+            (
+                "missing",
+                lambda w: "/v1/webhook-messages/msg_nope/replay",
+                None,
+                _only(WEBHOOK_OWNERS, 404, 403),
+            )
+        ],
+    }
+)
+
 
 def api_routes(app: Any) -> Iterator[tuple[str, str, Any]]:
     """(method, path, dependant) of every API route, also inside included routers."""

@@ -17,7 +17,6 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from qilian.kit import db
 from services.api.organizations.models import Role
 from services.api.webhooks import delivery, repository, service
-from services.api.webhooks.settings import WebhookSettings
 from tests.integration.webhooks.conftest import FAST, Receiver
 from tests.integration.webhooks.helpers import (
     attempts,
@@ -235,11 +234,6 @@ async def test_rotation_signs_with_both_secrets_during_the_grace(http, receiver:
     got = receiver.received[-1]
     for secret in (new_secret, endpoint["secret"]):
         Webhook(secret).verify(got.body, got.headers)
-
-
-@pytest.fixture
-def webhook_settings() -> WebhookSettings:
-    return FAST
 
 
 async def test_rotation_without_grace_drops_the_old_secret(http, app, receiver: Receiver):
