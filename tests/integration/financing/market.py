@@ -90,3 +90,50 @@ async def offer(http: httpx.AsyncClient, bank: Party, request_id: str, **kw: Any
 
 async def accept(http: httpx.AsyncClient, market: Market, offer_id: str) -> httpx.Response:
     return await call(http, market.supplier, "POST", f"/v1/offers/{offer_id}/accept")
+
+
+async def registry_answers(
+    financing_id: str, outcome: str = "done", error: str | None = None, action: str = "register"
+) -> int:
+    """Answer the financing's pending registry operations as the ledger does: through the
+    outbox consumer ``financing.apply_registry_result``, with the payload the ledger sends."""
+    from sqlmodel import col, select
+
+    from qilian.kit import db, ids, outbox, tasks
+    from qilian.kit.outbox import Envelope
+    from services.api.financing import tasks as financing_tasks
+    from services.api.financing.models import RegistryOperation
+
+    async with db.transaction() as session:
+        ops = (
+            await session.execute(
+                select(RegistryOperation).where(
+                    col(RegistryOperation.financing_id) == financing_id,
+                    col(RegistryOperation.action) == action,
+                    col(RegistryOperation.outcome).is_(None),
+                )
+            )
+        ).scalars()
+        pending = [op.operation_id for op in ops]
+        receivables = {op.operation_id: op.receivable_id for op in ops}
+    for operation_id in pending:
+        envelope = Envelope(
+            event_id=ids.new_id("evt"),
+            topic="financing.registry_result",
+            payload={
+                "operation_id": operation_id,
+                "action": action,
+                "financing_id": financing_id,
+                "receivable_id": receivables.get(operation_id),
+                "outcome": outcome,
+                "error": error,
+                "fingerprint": "0x" + "ab" * 32,
+                "financing_ref": "0x" + "cd" * 32,
+                "tx_hash": "0x" + "ef" * 32 if outcome == "done" else None,
+                "block_number": 7 if outcome == "done" else None,
+            },
+        )
+        async with db.transaction() as session:  # the ledger's side: the result in the outbox
+            await outbox.emit(session, envelope.topic, envelope.payload, event_id=envelope.event_id)
+        await tasks.apply_batch([envelope], financing_tasks.apply_registry_result.handler)
+    return len(pending)
