@@ -244,12 +244,19 @@ async def dispatch_once(
         return await record(item, outcome, settings)
 
     try:
-        states = await asyncio.gather(*(one(item) for item in claimed))
+        # every attempt runs to its end even when recording another fails (the database went
+        # away): the failed ones are sent again once their lease ends
+        results = await asyncio.gather(*(one(item) for item in claimed), return_exceptions=True)
     finally:
         if own_client:
             await http.aclose()
-    for state in states:
-        counts[state] = counts.get(state, 0) + 1
+    failures = [r for r in results if isinstance(r, BaseException)]
+    for result in results:
+        if isinstance(result, str):
+            counts[result] = counts.get(result, 0) + 1
+    if failures:
+        log.error("webhook_record_failed", failures=len(failures), error=repr(failures[0]))
+        raise failures[0]
     return counts
 
 
