@@ -17,3 +17,18 @@ if ! uv run --frozen --no-sync python -c "import check_jsonschema, yaml" >/dev/n
     echo "install-test-tools: syncing the locked dev dependencies (check-jsonschema, pyyaml)"
     uv sync --frozen --inexact
 fi
+
+# Browser tests (tests/browser) drive Debian's chromium through Playwright's Python package
+# (`executable_path=shutil.which("chromium")`); Playwright's own browser download is never used.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "install-test-tools: installing chromium (apt-get) for the browser tests"
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
+        echo "install-test-tools: installing chromium (sudo apt-get) for the browser tests"
+        sudo -n apt-get update -qq && sudo -n apt-get install -y -qq --no-install-recommends chromium
+    else
+        echo "install-test-tools: chromium is missing and neither root nor passwordless sudo is" \
+            "available to install it; tests/browser will be skipped (install the chromium package)"
+    fi
+fi

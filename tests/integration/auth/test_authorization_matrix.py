@@ -335,7 +335,11 @@ MATRIX.update(
 
 
 def api_routes(app: Any) -> Iterator[tuple[str, str, Any]]:
-    """(method, path, dependant) of every API route, also inside included routers."""
+    """(method, path, dependant) of every API route, also inside included routers.
+
+    The web pages (``/web``, left out of the OpenAPI document) are not API routes: they resolve
+    people by session cookie and answer HTML, and tests/integration/web checks their
+    authorisation (roles, CSRF, another organisation's receivable as the 404 page)."""
     for route in app.routes:
         contexts = (
             [route]
@@ -343,6 +347,8 @@ def api_routes(app: Any) -> Iterator[tuple[str, str, Any]]:
             else list(getattr(route, "effective_route_contexts", list)())
         )
         for ctx in contexts:
+            if ctx.path.startswith("/web") and not getattr(ctx, "include_in_schema", True):
+                continue
             for method in sorted(ctx.methods or ()):
                 if method != "HEAD":
                     yield method, ctx.path, ctx.dependant

@@ -1,0 +1,24 @@
+"""The web pages (``/web``): server-rendered Jinja2 templates with htmx, in Chinese and English,
+for people logged in with the identity service's sessions. They call the same domain services as
+the JSON API (``/v1``) and honour the same rules; nothing here decides a business question.
+
+:func:`install` adds the pages and their static files (the stylesheet, the upload script and the
+vendored htmx and Chart.js, served from ``/web/static``) to the api application.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    from services.api.web import auditor, corefirm, receivables, router, supplier
+
+    for module in (router, receivables, supplier, corefirm, auditor):
+        app.include_router(module.router)
+    app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")

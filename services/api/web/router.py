@@ -1,0 +1,106 @@
+"""The pages' entry: login and logout (the identity service's password login and sessions), each
+role's start page, and the places kept for the financing pages that come with the marketplace.
+The role pages are in :mod:`.supplier`, :mod:`.corefirm`, :mod:`.auditor` and
+:mod:`.receivables`; :func:`services.api.web.install` adds them all."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from qilian.kit.errors import TooManyRequests
+from services.api.auth.dependencies import Session, auth_settings
+from services.api.organizations.models import Role
+from services.api.web.rendering import FormErrors, PageRoute, redirect, render, t
+from services.api.web.session import PagePrincipal, login, logout, session_cookies
+
+router = APIRouter(prefix="/web", route_class=PageRoute, include_in_schema=False)
+
+START: Final = {
+    Role.supplier: "/web/receivables",
+    Role.core_firm: "/web/confirmations",
+    Role.auditor: "/web/audit",
+}
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path of the pages themselves (never another site)."""
+    if target and target.startswith("/web") and not target.startswith("//"):
+        return target
+    return None
+
+
+@router.get("", response_class=HTMLResponse)
+async def home(principal: PagePrincipal) -> Any:
+    return redirect(START.get(principal.role, "/web/later"))
+
+
+@router.get("/later", response_class=HTMLResponse)
+async def later(request: Request, principal: PagePrincipal) -> Any:
+    """The place of the pages still to come (financing, banks, guarantors, the regulator)."""
+    return render(request, "later.html")
+
+
+@router.get("/financing", response_class=HTMLResponse)
+async def financing(request: Request, principal: PagePrincipal) -> Any:
+    return render(request, "later.html")
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> Any:
+    return render(
+        request,
+        "login.html",
+        errors=FormErrors(),
+        values={},
+        next=_safe_next(request.query_params.get("next")) or "",
+    )
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login_submit(request: Request) -> Any:
+    form = await request.form()
+    username = str(form.get("username") or "").strip()
+    password = str(form.get("password") or "")
+    target = _safe_next(str(form.get("next") or "")) or ""
+    errors = FormErrors()
+    if not username:
+        errors.fields["username"] = t(request, "Enter your username.")
+    if not password:
+        errors.fields["password"] = t(request, "Enter your password.")
+    if not errors:
+        try:
+            result = await login(request, username, password)
+        except TooManyRequests:
+            errors.form = t(request, "Too many attempts; wait a minute and try again.")
+        else:
+            if result.ok and result.organization is not None:
+                role = Role(result.organization.role)
+                response = redirect(target or START.get(role, "/web/later"))
+                for cookie in session_cookies(request, result):
+                    response.set_cookie(path="/", **cookie)  # type: ignore[arg-type]
+                return response
+            errors.form = t(
+                request, "Wrong username or password, or the account is locked for a while."
+            )
+    return render(
+        request,
+        "login.html",
+        422 if errors.fields else 401,
+        errors=errors,
+        values={"username": username},
+        next=target,
+    )
+
+
+@router.post("/logout", response_class=HTMLResponse)
+async def logout_submit(request: Request, principal: PagePrincipal, session: Session) -> Any:
+    """Ends the session (with the CSRF token, like every write of a logged-in browser)."""
+    await logout(request, session)
+    response = redirect("/web/login")
+    config = auth_settings(request)
+    for cookie in (config.session_cookie, config.csrf_cookie):
+        response.delete_cookie(cookie, path="/")
+    return response
