@@ -49,6 +49,8 @@ T = TypeVar("T")
 REQUEST_TOPIC: Final = "financing.registry"
 RESULT_TOPIC: Final = "financing.registry_result"
 Outcome = Literal["done", "refused"]
+# reverts about the sender, not the operation: the operation waits until they are fixed
+NOT_THE_OPERATION: Final = frozenset({"NotRegistrar"})
 
 
 async def _run(fn: Callable[..., T], *args: Any) -> T:
@@ -116,7 +118,20 @@ async def accept(session: AsyncSession, settings: Settings, payload: Any) -> boo
             action=request.action,
             financing_id=request.financing_id,
         )
-    return inserted
+        return True
+    known = await repository.get(session, request.operation_id)
+    if known is not None and (known.action, known.financing_id, known.fingerprint) != (
+        request.action,
+        request.financing_id,
+        values.fingerprint,
+    ):  # the first request stands; a reused id with other content is a bug of the caller
+        log.error(
+            "registry_operation_id_reused",
+            operation_id=request.operation_id,
+            kept=(known.action, known.financing_id),
+            ignored=(request.action, request.financing_id),
+        )
+    return False
 
 
 # chain ------------------------------------------------------------------------------------------
@@ -231,7 +246,20 @@ async def _decide(
     out: StepOutcome,
 ) -> None:
     """The contract refuses the operation (simulated or mined): done when its effect is on chain
-    already, else refused with the error's name."""
+    already, else refused with the error's name. ``NotRegistrar`` refuses the ledger's key, not the
+    operation: it stays pending (an operator must fix the registrar) and holds back the others."""
+    if revert.name in NOT_THE_OPERATION:
+        repository.to_pending(operation, f"the contract refuses the sender: {revert}")
+        out.error = operation.last_error
+        log.error(
+            "registry_sender_refused",
+            operation_id=operation.operation_id,
+            error=str(revert),
+            sender=chain.sender,
+            hint="the ledger's account is not the FinancingRegistry's registrar (setRegistrar)",
+        )
+        await session.flush()
+        return
     if _already_so(operation, revert):
         landed = await _run(chain.landed, _call(operation))
         await _finish(

@@ -12,11 +12,13 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from eth_account import Account
 from sqlalchemy import text
 from web3 import Web3
+from web3.types import Nonce, TxParams
 
 from qilian.kit import db, outbox
 from qilian.kit.anvil import DEV_PRIVATE_KEY
@@ -593,3 +595,45 @@ async def test_metrics_count_operations_by_state(registry_settings: AnchoringSet
     assert sample("qilian_registry_operations", {"state": "refused"}) == 1
     assert sample("qilian_registry_operations", {"state": "pending"}) == 0
     assert sample("qilian_registry_oldest_open_seconds") == 0
+
+
+async def test_an_operation_id_reused_with_other_content_keeps_the_first_request(
+    registry_settings: AnchoringSettings,
+):
+    first = request("register", new_id("fin"), invoice())
+    await deliver(first)
+    await deliver({**first, "financing_id": new_id("fin")})
+
+    row = await operation(first["operation_id"])
+    assert row.financing_id == first["financing_id"]
+    assert row.financing_ref == values(first).financing_ref
+
+
+async def test_a_ledger_account_that_is_not_the_registrar_keeps_operations_pending(
+    own_anvil: Any, w3: Web3
+):
+    """NotRegistrar is about the ledger's key, not the financing: nothing is refused; operations
+    wait until the owner names the ledger's account registrar again."""
+    stranger = Account.create().address
+    address, _ = deploy_contract(w3, "FinancingRegistry", DEV_PRIVATE_KEY, stranger)
+    settings = base_settings(rpc_url=own_anvil.rpc_url, registry_address=address)
+    payload = request("register", new_id("fin"), invoice())
+    await deliver(payload)
+
+    report = await tasks.tick(settings)
+
+    assert report.error is not None
+    assert "NotRegistrar" in report.error
+    row = await operation(payload["operation_id"])
+    assert row.state == "pending"
+    assert "NotRegistrar" in row.last_error
+    assert await results(payload["operation_id"]) == []
+
+    registry = RegistryChain(own_anvil.rpc_url, address, DEV_PRIVATE_KEY)
+    params: TxParams = {"from": ANCHORER, "nonce": Nonce(sender_nonce(w3))}
+    tx = registry.contract.functions.setRegistrar(ANCHORER).build_transaction(params)
+    signed = Account.from_key(DEV_PRIVATE_KEY).sign_transaction(cast(dict[str, Any], tx))
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+    await settle(settings)
+
+    assert (await operation(payload["operation_id"])).state == "done"
