@@ -233,6 +233,7 @@ class Report:
     declined: list[str] = field(default_factory=list)  # request ids the rule declined
     refused: list[str] = field(default_factory=list)  # "request_id: why" the API refused
     funded: list[str] = field(default_factory=list)  # financing ids
+    checks: dict[str, list[str]] = field(default_factory=dict)  # funded id → the checks passed
     waiting: dict[str, list[str]] = field(default_factory=dict)  # financing id → pending checks
     rejected: dict[str, list[str]] = field(default_factory=dict)  # financing id → failed checks
 
@@ -570,6 +571,7 @@ class BankBot:
                 "; ".join(check.passed),
             )
             report.funded.append(financing["id"])
+            report.checks[financing["id"]] = check.passed
 
     def run_once(self) -> Report:
         """One round: bid on what is new, fund what was won and checks out."""
