@@ -35,7 +35,7 @@ from qilian.kit.settings import Settings, get_settings
 from services.api.webhooks import repository, service
 from services.api.webhooks.models import MessageState, WebhookAttempt
 from services.api.webhooks.settings import WebhookSettings, get_webhook_settings
-from services.api.webhooks.targets import TargetRefused, resolve
+from services.api.webhooks.targets import Target, TargetRefused, resolve
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +98,32 @@ async def _read_bounded(response: httpx.Response, limit: int) -> None:
             break
 
 
+async def _post(
+    client: httpx.AsyncClient,
+    target: Target,
+    headers: dict[str, str],
+    payload: str,
+    settings: WebhookSettings,
+) -> int:
+    """POST to the first of the target's addresses that accepts a connection; its status."""
+    for index, url in enumerate(target.urls):
+        request = client.build_request(
+            "POST", url, content=payload.encode(), headers=headers, extensions=target.extensions
+        )
+        try:
+            response = await client.send(request, stream=True, follow_redirects=False)
+        except httpx.ConnectError:
+            if index == len(target.urls) - 1:
+                raise
+            continue
+        try:
+            await _read_bounded(response, settings.max_response_bytes)
+        finally:
+            await response.aclose()
+        return response.status_code
+    raise TargetRefused("the host has no address")
+
+
 async def attempt(
     client: httpx.AsyncClient,
     claimed: repository.Claimed,
@@ -121,19 +147,7 @@ async def attempt(
                 "webhook-timestamp": str(int(timestamp.timestamp())),
                 "webhook-signature": signature(claimed, timestamp, platform.secret_key),
             }
-            request = client.build_request(
-                "POST",
-                target.url,
-                content=claimed.payload.encode(),
-                headers=headers,
-                extensions=target.extensions,
-            )
-            response = await client.send(request, stream=True, follow_redirects=False)
-            try:
-                status = response.status_code
-                await _read_bounded(response, settings.max_response_bytes)
-            finally:
-                await response.aclose()
+            status = await _post(client, target, headers, claimed.payload, settings)
         if not 200 <= status < 300:
             error = f"the receiver answered {status}"
             if 300 <= status < 400:

@@ -82,9 +82,10 @@ def check_url(url: str, settings: WebhookSettings, env: str) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """Where to connect: the URL to request and what keeps the original name."""
+    """Where to connect: the URLs to try in order (one per checked address when pinned) and
+    what keeps the original name."""
 
-    url: httpx.URL
+    urls: list[httpx.URL]
     headers: dict[str, str]
     extensions: dict[str, str]
 
@@ -94,13 +95,13 @@ async def resolve(url: str, settings: WebhookSettings, env: str) -> Target:
     parsed = httpx.URL(url)
     host = parsed.host
     if settings.private_allowed(env) and settings.allow_loopback:
-        return Target(parsed, {}, {})
+        return Target([parsed], {}, {})
     literal = _address(host)
     if literal is not None:
         refusal = address_refusal(literal, settings, env)
         if refusal:
             raise TargetRefused(f"the host is {refusal}")
-        return Target(parsed, {}, {})
+        return Target([parsed], {}, {})
     port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -113,7 +114,7 @@ async def resolve(url: str, settings: WebhookSettings, env: str) -> Target:
         refusal = address_refusal(address, settings, env)
         if refusal:
             raise TargetRefused(f"the host resolves to {refusal}")
-    pinned = parsed.copy_with(host=str(addresses[0]))
+    pinned = [parsed.copy_with(host=str(a)) for a in dict.fromkeys(addresses)]
     host_header = host if parsed.port is None else f"{host}:{parsed.port}"
     extensions = {"sni_hostname": host} if parsed.scheme == "https" else {}
     return Target(pinned, {"Host": host_header}, extensions)

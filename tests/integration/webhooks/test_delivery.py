@@ -298,3 +298,66 @@ async def test_metrics_count_outcomes_and_the_queue(http, receiver: Receiver, re
     assert json.loads((await messages(endpoint_id=bad["id"]))[0].payload)["type"] == (
         "offer.received"
     )
+
+
+async def test_addresses_are_checked_again_at_delivery(http, receiver: Receiver):
+    bank = await caller(http)
+    endpoint = await new_endpoint(http, bank, receiver.url)  # accepted under the test rules
+    strict = FAST.model_copy(update={"allow_loopback": False, "allow_private_networks": False})
+    await publish([bank.org.id])
+    [message] = await settle(strict, endpoint["id"])
+    assert message.state == "dead"
+    assert receiver.received == []
+    assert all(
+        (a.error or "").startswith("refused target: the host is a loopback address")
+        for a in await attempts(message.id)
+    )
+
+
+async def test_a_host_name_is_resolved_checked_and_pinned(http, receiver: Receiver):
+    bank = await caller(http)
+    url = receiver.url.replace("127.0.0.1", "localhost")
+    endpoint = await new_endpoint(http, bank, url)
+    pinned = FAST.model_copy(update={"allow_private_networks": False})  # loopback still allowed
+    await publish([bank.org.id])
+    [message] = await settle(pinned, endpoint["id"])
+    assert message.state == "delivered"
+    [got] = receiver.received
+    assert got.headers["host"] == f"localhost:{receiver.port}"  # the name, though pinned
+    Webhook(endpoint["secret"]).verify(got.body, got.headers)
+    refusing = FAST.model_copy(update={"allow_loopback": False, "allow_private_networks": False})
+    await publish([bank.org.id], n=2)
+    [_, second] = await settle(refusing, endpoint["id"])
+    assert second.state == "dead"
+    assert "resolves to a loopback address" in (second.last_error or "")
+    assert len(receiver.received) == 1
+
+
+async def test_a_message_whose_last_attempt_never_reported_is_dead_lettered(
+    http, receiver: Receiver
+):
+    bank = await caller(http)
+    endpoint = await new_endpoint(http, bank, receiver.url)
+    await publish([bank.org.id])
+    [message] = await messages(endpoint_id=endpoint["id"])
+    for _ in range(FAST.max_attempts):  # claimed, then the dispatcher dies before recording
+        async with db.transaction() as session:
+            await repository.claim(session, delivery.utcnow(), 1000, timedelta(seconds=0.05))
+        await asyncio.sleep(0.1)
+    await delivery.dispatch_once(FAST)
+    [dead] = await messages(endpoint_id=endpoint["id"])
+    assert dead.id == message.id
+    assert dead.state == "dead"
+    assert dead.attempts == FAST.max_attempts
+    assert dead.last_error == "no outcome recorded for the last attempt"
+    assert receiver.received == []
+
+
+async def test_no_test_message_to_a_disabled_endpoint(http, receiver: Receiver):
+    bank = await caller(http)
+    endpoint = await new_endpoint(http, bank, receiver.url)
+    path = f"/v1/webhook-endpoints/{endpoint['id']}"
+    await http.patch(path, json={"enabled": False}, headers=bank.headers)
+    refused = await http.post(path + "/test", headers=bank.headers)
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
