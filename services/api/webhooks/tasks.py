@@ -15,7 +15,7 @@ from services.api.webhooks import delivery, repository
 from services.api.webhooks.settings import get_webhook_settings
 
 
-async def _dispatch() -> dict[str, int]:
+async def dispatch_pass() -> dict[str, int]:
     counts = await delivery.dispatch_once()
     await delivery.refresh_gauges()
     return counts
@@ -30,7 +30,7 @@ async def prune_delivered() -> int:
 @task("webhooks.dispatch")
 def dispatch() -> dict[str, int]:
     """Returns how many messages were delivered, rescheduled (``pending``) or dead-lettered."""
-    return run_async(_dispatch())
+    return run_async(dispatch_pass())
 
 
 @task("webhooks.prune")

@@ -361,3 +361,28 @@ async def test_no_test_message_to_a_disabled_endpoint(http, receiver: Receiver):
     refused = await http.post(path + "/test", headers=bank.headers)
     assert refused.status_code == 409
     assert refused.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_beat_pass_and_pruning(http, receiver: Receiver):
+    from sqlalchemy import text
+
+    from services.api.webhooks import tasks
+
+    bank = await caller(http)
+    endpoint = await new_endpoint(http, bank, receiver.url)
+    await publish([bank.org.id], n=1)
+    counts = await tasks.dispatch_pass()  # what the beat task runs: a pass, then the gauges
+    assert counts.get("delivered", 0) >= 1
+    [delivered] = await messages(endpoint_id=endpoint["id"])
+    assert delivered.state == "delivered"
+    async with db.transaction() as session:
+        await session.execute(
+            text(
+                "UPDATE platform.webhook_messages SET delivered_at = now() - interval '31 days' "
+                "WHERE id = :id"
+            ),
+            {"id": delivered.id},
+        )
+    assert await tasks.prune_delivered() >= 1
+    assert await messages(endpoint_id=endpoint["id"]) == []
+    assert await attempts(delivered.id) == []
