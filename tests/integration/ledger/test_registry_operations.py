@@ -637,3 +637,22 @@ async def test_a_ledger_account_that_is_not_the_registrar_keeps_operations_pendi
     await settle(settings)
 
     assert (await operation(payload["operation_id"])).state == "done"
+
+
+async def test_twenty_concurrent_deliveries_of_one_operation_make_one_row_and_one_transaction(
+    registry_settings: AnchoringSettings, w3: Web3
+):
+    payload = request("register", new_id("fin"), invoice())
+    await asyncio.gather(*(deliver(payload) for _ in range(20)))
+    start = sender_nonce(w3)
+
+    await asyncio.gather(*(tasks.tick(registry_settings) for _ in range(5)))
+    await settle(registry_settings)
+
+    found = await rows(
+        "SELECT state FROM ledger.registry_operations WHERE operation_id = :id",
+        id=payload["operation_id"],
+    )
+    assert [r.state for r in found] == ["done"]
+    assert sender_nonce(w3) == start + 1
+    assert len(await results(payload["operation_id"])) == 1
