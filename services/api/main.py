@@ -8,6 +8,7 @@ from qilian.kit.app import create_service_app
 from qilian.kit.health import broker_check, chain_check, check_database
 from qilian.kit.settings import Settings, get_settings
 from services.api import auth, web
+from services.api.financing import router as financing
 from services.api.invoices.router import router as invoices_router
 from services.api.receivables import lifecycle_router
 from services.api.receivables.router import router as receivables_router
@@ -35,6 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(receivables_router)
     app.include_router(lifecycle_router.router)
     app.include_router(lifecycle_router.disputes_router)
+    app.include_router(financing.requests_router)
+    app.include_router(financing.offers_router)
+    app.include_router(financing.financings_router)
     app.include_router(webhooks_router)
     web.install(app)  # the web pages (/web) and their static files
     return app

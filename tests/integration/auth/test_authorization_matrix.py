@@ -284,6 +284,93 @@ MATRIX: dict[tuple[str, str], list[Cell]] = {
     ],
 }
 
+# the marketplace: requesters (suppliers) and banks; a request, offer or financing the caller
+# may not see is 404 like a missing one (tests/integration/financing/test_isolation.py)
+SUPPLIER_OR_BANK = {Role.supplier, Role.bank}
+FINANCING_PARTIES = {Role.supplier, Role.bank, Role.core_firm, Role.guarantor}
+_FRQ = "/v1/financing-requests/frq_nope"
+_REQUEST = {"receivable_ids": ["rcv_nope"], "closes_at": "2099-01-01T00:00:00Z"}
+_OFFER = {
+    "advance_rate": "0.9",
+    "annual_rate": "0.05",
+    "fee": {"amount": "0.00", "currency": "CNY"},
+    "day_count": "ACT/360",
+    "recourse": False,
+}
+MATRIX.update(
+    {
+        ("POST", "/v1/financing-requests"): [
+            (
+                "missing",
+                lambda w: "/v1/financing-requests",
+                lambda: dict(_REQUEST),
+                _only({Role.supplier}, 422, 403),  # closes_at beyond the longest auction
+            )
+        ],
+        ("GET", "/v1/financing-requests"): [
+            ("list", lambda w: "/v1/financing-requests", None, _only(SUPPLIER_OR_BANK, 200, 403))
+        ],
+        ("GET", "/v1/financing-requests/{request_id}"): [
+            ("missing", lambda w: _FRQ, None, _only(SUPPLIER_OR_BANK, 404, 403))
+        ],
+        ("POST", "/v1/financing-requests/{request_id}/cancel"): [
+            ("missing", lambda w: _FRQ + "/cancel", None, _only({Role.supplier}, 404, 403))
+        ],
+        ("POST", "/v1/financing-requests/{request_id}/offers"): [
+            (
+                "missing",
+                lambda w: _FRQ + "/offers",
+                lambda: dict(_OFFER),
+                _only({Role.bank}, 404, 403),
+            )
+        ],
+        ("GET", "/v1/financing-requests/{request_id}/offers"): [
+            ("missing", lambda w: _FRQ + "/offers", None, _only(SUPPLIER_OR_BANK, 404, 403))
+        ],
+        ("GET", "/v1/offers"): [
+            ("own", lambda w: "/v1/offers", None, _only(SUPPLIER_OR_BANK, 200, 403))
+        ],
+        ("GET", "/v1/offers/{offer_id}"): [
+            ("missing", lambda w: "/v1/offers/ofr_nope", None, _only(SUPPLIER_OR_BANK, 404, 403))
+        ],
+        ("POST", "/v1/offers/{offer_id}/withdraw"): [
+            (
+                "missing",
+                lambda w: "/v1/offers/ofr_nope/withdraw",
+                None,
+                _only({Role.bank}, 404, 403),
+            )
+        ],
+        ("POST", "/v1/offers/{offer_id}/accept"): [
+            (
+                "missing",
+                lambda w: "/v1/offers/ofr_nope/accept",
+                None,
+                _only({Role.supplier}, 404, 403),
+            )
+        ],
+        ("GET", "/v1/financings"): [
+            ("own", lambda w: "/v1/financings", None, _only(FINANCING_PARTIES, 200, 403))
+        ],
+        ("GET", "/v1/financings/{financing_id}"): [
+            (
+                "missing",
+                lambda w: "/v1/financings/fin_nope",
+                None,
+                _only(FINANCING_PARTIES, 404, 403),
+            )
+        ],
+        ("POST", "/v1/financings/{financing_id}/disbursement"): [
+            (
+                "missing",
+                lambda w: "/v1/financings/fin_nope/disbursement",
+                lambda: {"reference": "WIRE-1"},
+                _only({Role.bank}, 404, 403),
+            )
+        ],
+    }
+)
+
 # webhooks: an organisation's own endpoints and messages (bank, supplier, core firm, guarantor);
 # another organisation's are 404 like missing ones (tests/integration/webhooks)
 WEBHOOK_OWNERS = {Role.bank, Role.supplier, Role.core_firm, Role.guarantor}
