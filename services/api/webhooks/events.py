@@ -29,7 +29,8 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "financing.defaulted": "the financing defaulted",
     "receivable.confirmed": "the debtor core firm confirmed a receivable (确权)",
     "receivable.rejected": "the debtor core firm rejected a receivable",
-    "receivable.assigned": "a receivable (or a part of it) was transferred to a new holder",
+    "receivable.assigned": "a receivable was assigned: transferred to a new holder, or financed "
+    "(disclosed factoring: the debtor now pays the financier)",
     "receivable.paid": "a receivable was paid in full",
     "receivable.overdue": "a receivable passed its due date unpaid",
     "alert.raised": "an early warning was raised",

@@ -34,6 +34,12 @@ async def endpoint(
 
 
 async def count_endpoints(session: AsyncSession, organization_id: str) -> int:
+    """The organisation's endpoints, counted under a transaction-scoped lock of its own, so
+    that concurrent registrations cannot together pass the limit."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended('webhook-endpoints:' || :org, 0))"),
+        {"org": organization_id},
+    )
     result = await session.execute(
         text("SELECT count(*) FROM platform.webhook_endpoints WHERE organization_id = :org"),
         {"org": organization_id},

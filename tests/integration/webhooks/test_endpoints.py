@@ -285,3 +285,24 @@ async def test_operators_and_read_only_roles_may_not_register(http):
             "/v1/webhook-endpoints", json={"url": URL, "event_types": ["*"]}, headers=who.headers
         )
         assert response.status_code == 403, (role, response.text)
+
+
+async def test_concurrent_registrations_never_pass_the_limit(http, app):
+    import asyncio
+
+    app.state.webhook_settings = FAST.model_copy(update={"max_endpoints_per_organization": 3})
+    bank = await caller(http)
+    answers = await asyncio.gather(
+        *(
+            http.post(
+                "/v1/webhook-endpoints",
+                json={"url": f"{URL}/{n}", "event_types": ["*"]},
+                headers=bank.headers,
+            )
+            for n in range(12)
+        )
+    )
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [201] * 3 + [409] * 9
+    listed = await http.get("/v1/webhook-endpoints", headers=bank.headers)
+    assert len(listed.json()["items"]) == 3
