@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from services.api.organizations.models import Organization, Role
+from services.api.webhooks import service as webhooks
 
 
 async def publish(
     session: AsyncSession, organization_ids: Iterable[str], event_type: str, data: dict[str, Any]
 ) -> int:
     """Queue ``event_type`` for the webhook endpoints of exactly these organisations."""
-    return 0  # wired to services.api.webhooks once it lands
+    return await webhooks.publish(session, organization_ids, event_type, data)
 
 
 async def to_banks(session: AsyncSession, event_type: str, data: dict[str, Any]) -> int:
