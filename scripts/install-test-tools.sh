@@ -20,15 +20,20 @@ fi
 
 # Browser tests (tests/browser) drive Debian's chromium through Playwright's Python package
 # (`executable_path=shutil.which("chromium")`); Playwright's own browser download is never used.
-if ! command -v chromium >/dev/null 2>&1; then
+# A CJK font (WenQuanYi Zen Hei) lets the Chinese pages' screenshots show their text.
+browser_packages=()
+command -v chromium >/dev/null 2>&1 || browser_packages+=(chromium)
+if ! fc-list :lang=zh 2>/dev/null | grep -q .; then browser_packages+=(fonts-wqy-zenhei); fi
+if [ "${#browser_packages[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ]; then
-        echo "install-test-tools: installing chromium (apt-get) for the browser tests"
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium
+        echo "install-test-tools: installing ${browser_packages[*]} (apt-get) for the browser tests"
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends "${browser_packages[@]}"
     elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
-        echo "install-test-tools: installing chromium (sudo apt-get) for the browser tests"
-        sudo -n apt-get update -qq && sudo -n apt-get install -y -qq --no-install-recommends chromium
+        echo "install-test-tools: installing ${browser_packages[*]} (sudo apt-get) for the browser tests"
+        sudo -n apt-get update -qq \
+            && sudo -n apt-get install -y -qq --no-install-recommends "${browser_packages[@]}"
     else
-        echo "install-test-tools: chromium is missing and neither root nor passwordless sudo is" \
-            "available to install it; tests/browser will be skipped (install the chromium package)"
+        echo "install-test-tools: ${browser_packages[*]} missing and neither root nor passwordless" \
+            "sudo is available to install it; without chromium tests/browser is skipped"
     fi
 fi

@@ -18,7 +18,7 @@ from services.api.receivables.router import ledger_client
 from services.api.receivables.schemas import ReceivablePublic
 from services.api.web import verification
 from services.api.web.rendering import FormErrors, PageRoute, render, t
-from services.api.web.session import AuditorPage
+from services.api.web.session import AuditorPage, AuditorReading
 
 router = APIRouter(prefix="/web", route_class=PageRoute, include_in_schema=False)
 
@@ -65,7 +65,7 @@ async def audit_page(request: Request, principal: AuditorPage, session: Session)
 
 
 @router.post("/audit/bundles", response_class=HTMLResponse)
-async def verify_upload(request: Request, principal: AuditorPage) -> Any:
+async def verify_upload(request: Request, principal: AuditorReading) -> Any:
     """Bundle files the auditor holds (one bundle, a list, or a receivable's proofs)."""
     form = await request.form(max_files=20)
     parts = [p for p in form.getlist("bundle") if isinstance(p, UploadFile) and p.filename]

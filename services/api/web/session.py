@@ -54,6 +54,16 @@ async def _csrf_sent(request: Request) -> str:
 
 
 async def page_principal(request: Request, session: Session) -> Principal:
+    return await _resolve(request, session, writes=True)
+
+
+async def reading_principal(request: Request, session: Session) -> Principal:
+    """For a POST that changes nothing (the auditor's bundle upload is a file sent to be read):
+    the session and its CSRF token are checked, read-only roles are welcome."""
+    return await _resolve(request, session, writes=False)
+
+
+async def _resolve(request: Request, session: AsyncSession, *, writes: bool) -> Principal:
     config = auth_settings(request)
     cookie = request.cookies.get(config.session_cookie)
     if not cookie:
@@ -73,6 +83,8 @@ async def page_principal(request: Request, session: Session) -> Principal:
             or not auth_service.csrf_matches(user_session, sent)
         ):
             raise Forbidden("a CSRF token is required for this request")
+        if not writes:
+            return principal
         if principal.read_only:
             raise Forbidden(f"a {principal.role.value} reads; it never writes")
         if Scope.write not in principal.scopes:
@@ -105,6 +117,17 @@ def page_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 SupplierPage = Annotated[Principal, Depends(page_roles(Role.supplier))]
 CoreFirmPage = Annotated[Principal, Depends(page_roles(Role.core_firm))]
 AuditorPage = Annotated[Principal, Depends(page_roles(Role.auditor))]
+
+
+async def _auditor_reading(
+    principal: Annotated[Principal, Depends(reading_principal)],
+) -> Principal:
+    if principal.role != Role.auditor:
+        raise Forbidden("this role may not do this")
+    return principal
+
+
+AuditorReading = Annotated[Principal, Depends(_auditor_reading)]
 
 
 async def login(request: Request, username: str, password: str) -> auth_service.LoginResult:
