@@ -265,6 +265,7 @@ def up(
         if ready:
             say("")
             say("Qilian is ready.")
+            say(f"  Web        {settings.api_url}/web   (demo people log in; Chinese or English)")
             say(f"  API        {settings.api_url}/docs   (readiness {settings.api_url}/readyz)")
             say(f"  Ledger     {settings.ledger_url}/docs")
             say(f"  Chain RPC  {settings.rpc_url}   (chain id {settings.chain_id})")
