@@ -54,6 +54,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -279,6 +280,8 @@ class BankBot:
         self._bid_on: set[str] | None = None  # request ids this bank has bid on
         self.latencies: dict[str, list[float]] = {"bid": [], "fund": []}  # seconds
         self.organization_id: str | None = None
+        self.rounds: deque[Report] = deque(maxlen=100)  # what run() did, latest rounds
+        self.webhooks: deque[JSON] = deque(maxlen=100)  # verified webhook events run() acted on
 
     # -- plumbing
 
@@ -585,12 +588,20 @@ class BankBot:
         every: float,
         events: queue.Queue[JSON] | None = None,
         stop: threading.Event | None = None,
+        *,
+        retry: float = 2.0,
     ) -> None:
-        """Rounds every ``every`` seconds until ``stop``; a webhook event starts one at once."""
+        """Rounds every ``every`` seconds until ``stop``; a webhook event (from ``events``)
+        starts one at once, and a financing waiting for its checks is looked at again after
+        ``retry`` seconds."""
         stop = stop or threading.Event()
         while not stop.is_set():
+            wait = every
             try:
                 report = self.run_once()
+                self.rounds.append(report)
+                if report.waiting:
+                    wait = min(every, retry)
                 if report.bids or report.funded or report.rejected:
                     log.info(
                         "round: %d bids, %d funded, %d waiting, %d rejected",
@@ -601,14 +612,19 @@ class BankBot:
                     )
             except (httpx.HTTPError, ApiError) as exc:
                 log.warning("round failed, retrying: %s", exc)
-            try:
-                if events is None:
-                    stop.wait(every)
-                else:
-                    event = events.get(timeout=every)
-                    log.info("webhook %s %s", event["type"], event.get("data"))
-            except queue.Empty:
-                pass
+                wait = min(every, retry)
+            if events is None:
+                stop.wait(wait)
+                continue
+            deadline = time.monotonic() + wait
+            while not stop.is_set() and time.monotonic() < deadline:
+                try:
+                    event = events.get(timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
+                except queue.Empty:
+                    continue
+                self.webhooks.append(event)
+                log.info("webhook %s %s", event.get("type"), event.get("data"))
+                break
 
 
 # ---------------------------------------------------------------- webhooks

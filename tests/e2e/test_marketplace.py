@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import subprocess
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -30,8 +32,16 @@ from typing import Any
 import httpx
 import pytest
 
-from examples.bank_bot import BankBot, Report, Rule, keccak_hex
+from examples.bank_bot import (
+    BankBot,
+    Report,
+    Rule,
+    keccak_hex,
+    register_webhook,
+    webhook_server,
+)
 from qilian.kit import db
+from qilian.kit.anvil import free_port
 from services.api.organizations.models import Role
 from tests.e2e.conftest import BIN, Stack
 from tests.integration.invoices.intake_helpers import Party, invoice_number, new_party, ubl
@@ -51,12 +61,12 @@ RULES = {
 }
 
 
-def parties() -> tuple[Party, Party, dict[str, Party]]:
+def parties(bank_names: Iterable[str] = RULES) -> tuple[Party, Party, dict[str, Party]]:
     async def make() -> tuple[Party, Party, dict[str, Party]]:
         try:
             supplier = await new_party(Role.supplier)
             core = await new_party(Role.core_firm)  # cluster pv
-            banks = {name: await new_party(Role.bank) for name in RULES}
+            banks = {name: await new_party(Role.bank) for name in bank_names}
             return supplier, core, banks
         finally:
             await db.dispose_engine()
@@ -113,6 +123,22 @@ def rpc(stack: Stack, method: str, *params: Any) -> Any:
     return response.json()["result"]
 
 
+def confirmed_receivable(supplier: Api, core: Api, due: date) -> str:
+    """An invoice of ``FACE`` EUR uploaded by the supplier and confirmed by the core firm."""
+    document = ubl(
+        supplier.party,
+        core.party,
+        number=invoice_number(),
+        issue=(due - timedelta(days=DAYS + 5)).isoformat(),
+        due=due.isoformat(),
+        payable=str(FACE),
+    )
+    upload = supplier.ok("POST", "/v1/invoices", 201, files={"file": ("i.xml", document)})
+    rid: str = upload["receivable"]["id"]
+    core.ok("POST", f"/v1/receivables/{rid}/confirm", json={})
+    return rid
+
+
 @pytest.fixture
 def bots() -> Iterator[dict[str, BankBot]]:
     made: dict[str, BankBot] = {}
@@ -151,19 +177,8 @@ def test_three_bots_bid_the_best_wins_is_registered_funded_repaid_and_released(
     banks = {name: Api(stack.api_url, party) for name, party in bank_parties.items()}
 
     # the invoice, confirmed by its debtor
-    today = datetime.now(UTC).date()
-    due = today + timedelta(days=DAYS)
-    document = ubl(
-        supplier_party,
-        core_party,
-        number=invoice_number(),
-        issue=(today - timedelta(days=5)).isoformat(),
-        due=due.isoformat(),
-        payable=str(FACE),
-    )
-    upload = supplier.ok("POST", "/v1/invoices", 201, files={"file": ("i.xml", document)})
-    rid = upload["receivable"]["id"]
-    core.ok("POST", f"/v1/receivables/{rid}/confirm", json={})
+    due = datetime.now(UTC).date() + timedelta(days=DAYS)
+    rid = confirmed_receivable(supplier, core, due)
 
     # the supplier opens an auction (well beyond the shortest window, so the test never races it)
     closes_at = (datetime.now(UTC) + timedelta(minutes=15)).isoformat()
@@ -348,3 +363,80 @@ def test_three_bots_bid_the_best_wins_is_registered_funded_repaid_and_released(
     code, verified = qilian_verify(stack, path)
     assert code == 1
     assert verified["ok"] is False
+
+
+def test_a_bot_on_webhooks_bids_when_told_refuses_forged_deliveries_and_funds_once_registered(
+    stack: Stack,
+):
+    supplier_party, core_party, bank_parties = parties(["hooked"])
+    supplier, core = Api(stack.api_url, supplier_party), Api(stack.api_url, core_party)
+    bank = Api(stack.api_url, bank_parties["hooked"])
+    bot = BankBot(
+        stack.api_url,
+        bank_parties["hooked"].org.client_id,
+        bank_parties["hooked"].org.client_secret,
+        Rule.parse("advance=0.88,rate=0.05,fee=20,tier=0,month=0"),
+        ledger_url=stack.ledger_url,
+        rpc_url=stack.anvil.rpc_url,
+        qilian_command=str(BIN / "qilian"),
+    )
+    port = free_port()
+    _, secret = register_webhook(bot, f"http://127.0.0.1:{port}/")
+    events: queue.Queue[dict[str, Any]] = queue.Queue()
+    server = webhook_server(port, secret, events.put)
+    stop = threading.Event()
+    # it polls every ten minutes: within this test, only a webhook makes it act
+    runner = threading.Thread(target=bot.run, args=(600, events, stop), daemon=True)
+    runner.start()
+    try:
+        poll(lambda: len(bot.rounds) >= 1, 60, "the bot's first round")
+
+        # a delivery signed with another secret is refused and never reaches the bot
+        forged = httpx.post(
+            f"http://127.0.0.1:{port}/",
+            content=b'{"type":"financing_request.opened","timestamp":"2026-11-29T08:00:00Z",'
+            b'"data":{"request_id":"frq_forged"}}',
+            headers={
+                "webhook-id": "msg_forged",
+                "webhook-timestamp": str(int(time.time())),
+                "webhook-signature": "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=",
+            },
+            timeout=10,
+        )
+        assert forged.status_code == 400
+        assert events.empty()
+
+        due = datetime.now(UTC).date() + timedelta(days=DAYS)
+        rid = confirmed_receivable(supplier, core, due)
+        closes_at = (datetime.now(UTC) + timedelta(minutes=15)).isoformat()
+        request = supplier.ok(
+            "POST",
+            "/v1/financing-requests",
+            201,
+            json={"receivable_ids": [rid], "closes_at": closes_at},
+        )
+
+        def bid() -> dict[str, Any] | None:
+            offers = bank.ok("GET", "/v1/offers")["items"]
+            return next((o for o in offers if o["request_id"] == request["id"]), None)
+
+        offer = poll(bid, 90, "the bot to bid after the webhook")
+        told = [e for e in list(bot.webhooks) if e["type"] == "financing_request.opened"]
+        assert {"request_id": request["id"]}.items() <= told[0]["data"].items()
+
+        financing = supplier.ok("POST", f"/v1/offers/{offer['id']}/accept", 201)
+
+        def funded() -> bool:
+            found = supplier.ok("GET", f"/v1/financings/{financing['id']}")
+            return bool(found["state"] == "funded")
+
+        poll(funded, 240, "the bot to fund after financing.registered")
+        types = {e["type"] for e in list(bot.webhooks)}
+        assert {"offer.accepted", "financing.registered"} & types, types
+        assert [r.funded for r in bot.rounds if r.funded] == [[financing["id"]]]
+        assert not any(r.rejected for r in bot.rounds)
+    finally:
+        stop.set()
+        runner.join(30)
+        server.shutdown()
+        bot.close()
