@@ -61,7 +61,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import httpx
 
@@ -121,7 +121,7 @@ class Rule:
     currencies: frozenset[str] | None = None
     anchored: str = "pending"
 
-    KEYS: Final = (
+    KEYS: ClassVar[str] = (
         "advance rate fee day_count recourse tier month non_recourse max_rate max_face "
         "currencies anchored cluster.<code>"
     )
