@@ -51,6 +51,47 @@ _ALIASES: Final = {
 }
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction; it is translated when an environment is built."""
+    return message
+
+
+# labels looked up per table cell: translated once per language, not once per cell
+STATE_LABELS: Final = {
+    "pending": N_("pending"),
+    "confirmed": N_("confirmed"),
+    "rejected": N_("rejected"),
+    "cancelled": N_("cancelled"),
+    "held": N_("held"),
+    "split": N_("split"),
+    "transferred": N_("transferred"),
+    "unfinanced": N_("unfinanced"),
+    "in_auction": N_("in auction"),
+    "financed": N_("financed"),
+    "open": N_("open"),
+    "partially_paid": N_("partially paid"),
+    "paid": N_("paid"),
+    "overdue": N_("overdue"),
+    "written_off": N_("written off"),
+    "none": N_("none"),
+    "resolved": N_("resolved"),
+    "dispute:open": N_("open dispute"),
+}
+AXIS_NAMES: Final = {
+    "confirmation": N_("Confirmation"),
+    "holding": N_("Holding"),
+    "financing": N_("Financing"),
+    "settlement": N_("Settlement"),
+    "dispute": N_("Dispute"),
+}
+ANCHOR_LABELS: Final = {
+    "pending": N_("anchoring pending"),
+    "anchored": N_("anchored"),
+    "final": N_("anchored, final"),
+    "unknown": N_("ledger unreachable"),
+}
+
+
 def normalise(code: str | None) -> str | None:
     """``zh-CN``, ``zh_cn``, ``zh``, ``en-GB`` … → a language of :data:`LANGUAGES`, or None."""
     if not code:
@@ -173,6 +214,13 @@ def environment(language: str) -> Environment:
     env.globals["language"] = language
     env.globals["html_lang"] = "zh-CN" if language == "zh_CN" else "en"
     env.globals["languages"] = LANGUAGES
+    catalog = translations(language)
+    for name, labels in (
+        ("state_labels", STATE_LABELS),
+        ("axis_names", AXIS_NAMES),
+        ("anchor_labels", ANCHOR_LABELS),
+    ):
+        env.globals[name] = {key: catalog.gettext(text) for key, text in labels.items()}
     return env
 
 
