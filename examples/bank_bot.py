@@ -261,6 +261,7 @@ class BankBot:
         qilian_command: str = "qilian",
         reference_prefix: str = "BANKBOT",
         timeout: float = 30.0,
+        page_size: int = 50,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.rule = rule
@@ -271,6 +272,7 @@ class BankBot:
         self.anchor_contract = anchor_contract
         self.qilian_command = qilian_command
         self.reference_prefix = reference_prefix
+        self.page_size = page_size  # the API asks the ledger about each receivable listed
         self.http = httpx.Client(base_url=api_url.rstrip("/"), timeout=timeout, transport=transport)
         self.ledger = httpx.Client(
             base_url=self.ledger_url or "http://ledger.invalid", timeout=timeout
@@ -342,7 +344,7 @@ class BankBot:
         """Every item of a list endpoint, following ``next_cursor``."""
         cursor: str | None = None
         while True:
-            query: dict[str, str | int] = {"limit": 200, **params}
+            query: dict[str, str | int] = {"limit": self.page_size, **params}
             if cursor:
                 query["cursor"] = cursor
             page = self.get(path, **query)
