@@ -161,6 +161,9 @@ def _http_ok(url: str) -> bool:
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option(help="seed the demo organisations")] = True,
+    bank_bots: Annotated[
+        bool, typer.Option(help="run examples/bank_bot.py for each demo bank (bids on requests)")
+    ] = True,
     api_port: Annotated[int, typer.Option()] = 8000,
     ledger_port: Annotated[int, typer.Option()] = 8001,
     rpc_port: Annotated[int, typer.Option()] = 8545,
@@ -262,6 +265,9 @@ def up(
             ),
             120,
         )
+        if ready and demo and bank_bots:
+            for program in _bank_bots(credentials, settings, env, logs):
+                supervisor.launch(program)
         if ready:
             say("")
             say("Qilian is ready.")
@@ -282,6 +288,53 @@ def up(
         supervisor.stop_all()
         pg.stop()
         say("PostgreSQL stopped")
+
+
+# How each demo bank prices (examples/bank_bot.py rules): different appetites, so the supplier
+# sees a real ranking.
+DEMO_BANK_RULES = (
+    "advance=0.90,rate=0.040,fee=200,cluster.pv=-0.003,cluster.lithium=-0.002",
+    "advance=0.85,rate=0.036,fee=0,day_count=ACT/365,cluster.bio=0.004",
+    "advance=0.95,rate=0.052,fee=500,recourse=false,max_rate=0.09",
+)
+
+
+def _bank_bots(credentials: Path, settings: Settings, env: dict[str, str], logs: Path) -> list[Any]:
+    """One bank bot process per demo bank: it bids on open requests by its rule and, once it wins,
+    checks the registry and the anchoring before confirming the disbursement."""
+    from qilian.cli.seed import read_credentials
+    from qilian.cli.supervisor import Program
+
+    script = REPO_ROOT / "examples" / "bank_bot.py"
+    banks = [
+        org
+        for org in read_credentials(credentials).get("organizations", [])
+        if org.get("role") == "bank"
+    ]
+    programs = []
+    for n, bank in enumerate(banks):
+        command = [
+            sys.executable,
+            str(script),
+            "--api-url",
+            settings.api_url,
+            "--ledger-url",
+            settings.ledger_url,
+            "--rpc-url",
+            settings.rpc_url,
+            "--qilian",
+            str(Path(sys.executable).parent / "qilian"),
+            "--client-id",
+            bank["client_id"],
+            "--client-secret",
+            bank["client_secret"],
+            "--rule",
+            DEMO_BANK_RULES[n % len(DEMO_BANK_RULES)],
+            "--every",
+            "10",
+        ]
+        programs.append(Program(f"bank-bot-{n + 1}", command, env, logs))
+    return programs
 
 
 if __name__ == "__main__":
