@@ -208,3 +208,49 @@ def test_demo_people_of_qilian_seed_log_in(
         assert entry["name"] in page.inner_text("header")
         shots(page, f"demo-{role}")
         page.context.close()
+
+
+def test_supplier_drops_files_and_follows_a_bulk_import(
+    browser: Any, stack: Stack, shots: Shots, pages: list[Any], tmp_path: Path
+) -> None:
+    """Files dropped on the page are uploaded one request each; a ZIP is a bulk import whose
+    progress the page polls (htmx) until the stack's worker has processed every row."""
+    import io
+    import zipfile
+
+    supplier, core = account(Role.supplier), account(Role.core_firm)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(5):
+            z.writestr(f"bulk-{i}.xml", ubl(supplier.party, core.party, number=invoice_number()))
+        z.writestr("broken.xml", b"<not an invoice")
+    single = ubl(supplier.party, core.party, number=invoice_number())
+    page = login(browser, stack, supplier, "en")
+    pages.append(page)
+    page.goto(f"{stack.api_url}/web/invoices")
+    page.evaluate(
+        """([zip, xml]) => {
+            const bytes = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const files = new DataTransfer();
+            files.items.add(new File([bytes(zip)], "batch.zip", {type: "application/zip"}));
+            files.items.add(new File([bytes(xml)], "single.xml", {type: "application/xml"}));
+            const zone = document.getElementById("dropzone");
+            zone.dispatchEvent(new DragEvent("drop", {dataTransfer: files, bubbles: true}));
+        }""",
+        [_b64(archive.getvalue()), _b64(single)],
+    )
+    page.wait_for_selector('tr[data-file="single.xml"][data-outcome="created"]')
+    page.wait_for_selector('tr[data-file="batch.zip"][data-outcome="import"]')
+    shots(page, "dropped-files")
+    page.wait_for_selector(".import[data-status='done']", timeout=90_000)
+    progress = page.inner_text(".import[data-status='done']")
+    assert "6 / 6" in progress
+    assert "created 5" in progress
+    assert "refused 1" in progress
+    shots(page, "bulk-import-done")
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()

@@ -19,6 +19,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 def install(app: FastAPI) -> None:
     from services.api.web import auditor, corefirm, receivables, router, supplier
 
-    for module in (router, receivables, supplier, corefirm, auditor):
-        app.include_router(module.router)
+    # the static files first: the pages' catch-all (an unknown /web path is the 404 page) is last
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")
+    for module in (receivables, supplier, corefirm, auditor, router):
+        app.include_router(module.router)

@@ -16,7 +16,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -25,12 +25,13 @@ from babel import Locale
 from babel.dates import format_date, format_datetime, format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_currency, format_decimal, get_currency_symbol
 from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.requests import Request
 
-from qilian.kit.money import Money
+from qilian.kit.money import Money, minor_exponent
 
 HERE: Final = Path(__file__).resolve().parent
 LOCALE_DIR: Final = HERE / "locale"
@@ -148,15 +149,37 @@ def translations(language: str) -> NullTranslations:
     return Translations(fp=compiled, domain=DOMAIN)
 
 
+@cache
+def _locale(language: str) -> Locale:
+    return Locale.parse(language)
+
+
+@cache
+def _currency_style(language: str, currency: str) -> tuple[str, int, str, str] | None:
+    """Symbol, digits, group and decimal signs when the language writes money as
+    ``¤#,##0.00`` (both of ours do); None to let Babel format it in full."""
+    locale = _locale(language)
+    if locale.currency_formats["standard"].pattern != "¤#,##0.00":
+        return None
+    symbols = locale.number_symbols.get("latn", locale.number_symbols)
+    return (
+        get_currency_symbol(currency, locale),
+        minor_exponent(currency),
+        str(symbols["group"]),
+        str(symbols["decimal"]),
+    )
+
+
 @dataclass(frozen=True)
 class Formats:
-    """Money, numbers and dates as the page's language writes them."""
+    """Money, numbers and dates as the page's language writes them (Babel's data; the common
+    money pattern is applied directly, as a table shows hundreds of amounts)."""
 
     language: str
 
     @property
     def locale(self) -> Locale:
-        return Locale.parse(self.language)
+        return _locale(self.language)
 
     def money(self, value: Money | dict[str, Any] | Any, currency: str | None = None) -> str:
         """A :class:`Money`, a ``{"amount", "currency"}`` mapping, or minor units + currency."""
@@ -170,7 +193,13 @@ class Formats:
             assert currency is not None, "minor units need their currency"
             money = Money(int(value), currency)
             amount, code = money.amount, money.currency
-        return format_currency(amount, code, locale=self.locale)
+        style = _currency_style(self.language, code)
+        if style is None:
+            return format_currency(amount, code, locale=self.locale)
+        symbol, digits, group, decimal = style
+        text = f"{abs(amount):,.{digits}f}".translate({44: "\x00", 46: "\x01"})
+        text = text.replace("\x00", group).replace("\x01", decimal)
+        return f"{'-' if amount < 0 else ''}{symbol}{text}"
 
     def number(self, value: int | Decimal) -> str:
         return format_decimal(value, locale=self.locale)
@@ -180,7 +209,7 @@ class Formats:
             return ""
         if isinstance(value, str):
             value = dt.date.fromisoformat(value[:10])
-        return format_date(value, format="medium", locale=self.locale)
+        return _date(value, self.language)
 
     def month(self, value: dt.date) -> str:
         return format_skeleton("yMMMM", value, locale=self.locale)
@@ -192,6 +221,43 @@ class Formats:
             value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         text = format_datetime(value, format="medium", tzinfo=TIMEZONE, locale=self.locale)
         return f"{text} (UTC+8)"
+
+
+@lru_cache(maxsize=4096)
+def _date(value: dt.date, language: str) -> str:
+    """Due dates repeat down a table: each is formatted once."""
+    return format_date(value, format="medium", locale=_locale(language))
+
+
+def state_badge(labels: dict[str, str]) -> Any:
+    """``state(axis, value)`` of the templates: a badge, built once per axis and value."""
+    made: dict[tuple[str, str], Markup] = {}
+
+    def badge(axis: str, value: str) -> Markup:
+        found = made.get((axis, value))
+        if found is None:
+            label = labels.get(f"{axis}:{value}") or labels.get(value, value)
+            a, v = escape(axis), escape(value)
+            found = Markup(  # noqa: S704 - every part is escaped
+                f'<span class="state s-{a}-{v}" data-axis="{a}" data-state="{v}">'
+                f"{escape(label)}</span>"
+            )
+            made[(axis, value)] = found
+        return found
+
+    return badge
+
+
+def anchor_badge(labels: dict[str, str]) -> Any:
+    """``anchor_badge(status)`` of the templates."""
+
+    def badge(status: str) -> Markup:
+        s = escape(status)
+        label = escape(labels.get(status, status))
+        html = f'<span class="badge anchor-{s}" data-anchor="{s}">{label}</span>'
+        return Markup(html)  # noqa: S704 - every part is escaped
+
+    return badge
 
 
 @cache
@@ -221,6 +287,8 @@ def environment(language: str) -> Environment:
         ("anchor_labels", ANCHOR_LABELS),
     ):
         env.globals[name] = {key: catalog.gettext(text) for key, text in labels.items()}
+    env.globals["state"] = state_badge(env.globals["state_labels"])  # type: ignore[arg-type]
+    env.globals["anchor_badge"] = anchor_badge(env.globals["anchor_labels"])  # type: ignore[arg-type]
     return env
 
 

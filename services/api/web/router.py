@@ -10,7 +10,7 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from qilian.kit.errors import TooManyRequests
+from qilian.kit.errors import NotFound, TooManyRequests
 from services.api.auth.dependencies import Session, auth_settings
 from services.api.organizations.models import Role
 from services.api.web.rendering import FormErrors, PageRoute, redirect, render, t
@@ -104,3 +104,9 @@ async def logout_submit(request: Request, principal: PagePrincipal, session: Ses
     for cookie in (config.session_cookie, config.csrf_cookie):
         response.delete_cookie(cookie, path="/")
     return response
+
+
+@router.get("/{path:path}", response_class=HTMLResponse)
+async def unknown(path: str) -> Any:
+    """Any other ``/web`` address: the 404 page (not the API's problem document)."""
+    raise NotFound(f"there is no page /web/{path}")
