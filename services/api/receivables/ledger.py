@@ -10,6 +10,8 @@ never fails because the ledger is down.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -43,14 +45,36 @@ class LedgerClient:
         self.base_url = base_url.rstrip("/")
         self.transport = transport
         self.timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> LedgerClient:
+        """Inside ``async with``, every call shares one connection pool (a page that asks about
+        many receivables at once); outside, each call opens and closes its own."""
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url, transport=self.transport, timeout=self.timeout
+        )
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @asynccontextmanager
+    async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self._client is not None:
+            yield self._client
+            return
+        async with httpx.AsyncClient(
+            base_url=self.base_url, transport=self.transport, timeout=self.timeout
+        ) as client:
+            yield client
 
     async def receivable_proofs(self, receivable_id: str, *, latest: bool = False) -> LedgerAnswer:
         """The ledger's answer (200 or 404 with its JSON); :class:`LedgerUnavailable` otherwise."""
         params = {"latest": "true"} if latest else None
         try:
-            async with httpx.AsyncClient(
-                base_url=self.base_url, transport=self.transport, timeout=self.timeout
-            ) as client:
+            async with self._http() as client:
                 response = await client.get(
                     f"/v1/proofs/receivables/{receivable_id}", params=params
                 )
@@ -69,9 +93,7 @@ class LedgerClient:
     async def chain(self) -> dict[str, Any]:
         """``GET /v1/chain``: the chain id and contract addresses the ledger anchors with."""
         try:
-            async with httpx.AsyncClient(
-                base_url=self.base_url, transport=self.transport, timeout=self.timeout
-            ) as client:
+            async with self._http() as client:
                 response = await client.get("/v1/chain")
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:

@@ -3,6 +3,7 @@ events, and its proof bundles (passed through from the ledger)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -39,7 +40,13 @@ def ledger_client(request: Request) -> ledger.LedgerClient:
     return ledger.LedgerClient(platform_settings(request).ledger_url, transport=transport)
 
 
-Ledger = Annotated[ledger.LedgerClient, Depends(ledger_client)]
+async def ledger_session(request: Request) -> AsyncIterator[ledger.LedgerClient]:
+    """The ledger client of one request: its calls share a connection pool, closed after it."""
+    async with ledger_client(request) as client:
+        yield client
+
+
+Ledger = Annotated[ledger.LedgerClient, Depends(ledger_session)]
 
 
 @router.get("", response_model=Page[ReceivablePublic])
