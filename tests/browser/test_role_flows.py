@@ -151,6 +151,8 @@ def test_supplier_core_firm_and_auditor_main_flow(
     pages.append(audit_page)
     audit_page.get_by_label(words["receivable_id"]).fill(root_id)
     audit_page.keyboard.press("Enter")
+    audit_page.wait_for_url(f"**receivable_id={root_id}*")
+    audit_page.wait_for_load_state()
     wait_verified(audit_page, stack, root_id)
     verdict = audit_page.locator("#verdict [data-verdict]").first
     assert verdict.get_attribute("data-verdict") == "VERIFIED"
