@@ -11,6 +11,7 @@ from services.api.financing import models as _financing  # noqa: F401
 from services.api.invoices import models as _invoices  # noqa: F401
 from services.api.organizations import models as _organizations  # noqa: F401
 from services.api.receivables import models as _receivables  # noqa: F401
+from services.api.risk import models as _risk  # noqa: F401
 from services.api.webhooks import models as _webhooks  # noqa: F401
 from services.ledger.anchoring import models as _anchoring  # noqa: F401
 from services.ledger.deployments import models as _deployments  # noqa: F401

@@ -12,6 +12,7 @@ import uuid
 PREFIXES = frozenset(
     {"org", "cli", "usr", "inv", "rcv", "evt", "fin", "ofr", "pay", "dsp", "imp", "whk", "bat"}
     | {"frq", "rop"}  # financing requests, FinancingRegistry operations
+    | {"gpr", "jnl", "clm", "alr"}  # guarantee programmes, risk ledger entries, claims, alerts
 )
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{3})_(?P<hex>[0-9a-f]{32})$")
 

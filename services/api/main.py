@@ -12,6 +12,7 @@ from services.api.financing import router as financing
 from services.api.invoices.router import router as invoices_router
 from services.api.receivables import lifecycle_router
 from services.api.receivables.router import router as receivables_router
+from services.api.risk import router as risk
 from services.api.webhooks.router import router as webhooks_router
 
 
@@ -40,6 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(financing.offers_router)
     app.include_router(financing.financings_router)
     app.include_router(webhooks_router)
+    app.include_router(risk.programmes_router)  # risk sharing, pool, claims
+    app.include_router(risk.pool_router)
+    app.include_router(risk.claims_router)
+    app.include_router(risk.stats_router)  # the regulator's indicators and early warnings
+    app.include_router(risk.alerts_router)
     web.install(app)  # the web pages (/web) and their static files
     return app
 

@@ -28,6 +28,7 @@ TASK_MODULES = [
     "services.api.receivables.tasks",
     "services.api.financing.tasks",
     "services.api.webhooks.tasks",
+    "services.api.risk.tasks",
 ]
 
 
@@ -99,6 +100,12 @@ def create_celery() -> Celery:
                 "task": "webhooks.prune",
                 "schedule": 3600.0,
                 "options": {"expires": 3600.0},
+            },
+            # risk sharing: queued pool claims paid, fees reversed, early warnings evaluated
+            "risk-tick": {
+                "task": "risk.tick",
+                "schedule": 60.0,
+                "options": {"expires": 60.0},
             },
             "ledger-reconcile": {
                 "task": "ledger.anchoring.reconcile",

@@ -40,6 +40,7 @@ from services.api.organizations.models import Organization, Role
 from services.api.receivables import ledger, repository
 from services.api.receivables.models import Receivable
 from services.api.receivables.router import Ledger
+from services.api.risk import service as risk  # risk sharing: the guarantee shown
 
 requests_router = APIRouter(prefix="/v1/financing-requests", tags=["financing"])
 offers_router = APIRouter(prefix="/v1/offers", tags=["financing"])
@@ -153,6 +154,7 @@ async def _present(
                 accepted_offer_id=(
                     r.accepted_offer_id if mine_request or r.accepted_offer_id in won else None
                 ),
+                guarantee=await risk.programme_view(session, r.id),
             )
         )
     return out
@@ -177,6 +179,7 @@ async def create_request(
         body.min_advance_rate,
         body.recourse,
         config,
+        programme_id=body.programme_id,
     )
     response.headers["Location"] = f"/v1/financing-requests/{request.id}"
     return (await _present(session, principal, [request], client))[0]
@@ -306,7 +309,9 @@ async def _financing_public(session: AsyncSession, row: FinancingRecord) -> Fina
         }
         for op in ops.scalars()
     ]
-    return FinancingPublic.of(row, receivable_ids, registry)
+    public = FinancingPublic.of(row, receivable_ids, registry)
+    public.guarantee = await risk.cover_view(session, row.id)  # risk sharing
+    return public
 
 
 @offers_router.post("/{offer_id}/accept", status_code=201, response_model=FinancingPublic)

@@ -45,6 +45,12 @@ class RequestCreate(BaseModel):
     closes_at: datetime = Field(description="bids are accepted until then (RFC 3339)")
     min_advance_rate: Rate | None = Field(default=None, gt=0, le=1)
     recourse: Recourse = Recourse.any
+    programme_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="a guarantee programme (gpr_…) whose cover the request asks for (政银担)",
+    )
 
     _rates = field_validator("min_advance_rate", mode="before")(_no_float)
 
@@ -84,6 +90,11 @@ class RequestPublic(BaseModel):
     active_offers: int | None = Field(default=None, description="shown to the requester only")
     accepted_offer_id: str | None = Field(
         default=None, description="shown to the requester, and to the bank whose offer won"
+    )
+    guarantee: dict[str, Any] | None = Field(
+        default=None,
+        description="the guarantee programme the request asks for: guarantor, fee rate, loss "
+        "shares (what a bank needs to price the cover)",
     )
 
 

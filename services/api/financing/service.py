@@ -59,6 +59,7 @@ from services.api.receivables.models import (
     Receivable,
     Settlement,
 )
+from services.api.risk import service as risk  # risk sharing: cover and claims hooks
 
 log = structlog.get_logger(__name__)
 
@@ -241,7 +242,10 @@ async def get_financing(
     session: AsyncSession, principal: Principal, financing_id: str
 ) -> FinancingRecord:
     financing = await session.get(FinancingRecord, financing_id)
-    if financing is None or not can_see_financing(principal, financing):
+    if financing is None or not (
+        can_see_financing(principal, financing)
+        or await risk.guarantees(session, principal.organization_id, financing.id)  # its cover
+    ):
         raise NotFound(f"there is no financing {financing_id}")
     return financing
 
@@ -252,6 +256,7 @@ def list_financings_query(principal: Principal, state: FinancingState | None) ->
         (col(FinancingRecord.bank_id) == org)
         | (col(FinancingRecord.supplier_id) == org)
         | (col(FinancingRecord.debtor_id) == org)
+        | col(FinancingRecord.id).in_(risk.covered_by(org))  # a guarantor: what it covers
     )
     if state is not None:
         query = query.where(col(FinancingRecord.state) == state.value)
@@ -373,6 +378,7 @@ async def create_request(
     min_advance_rate: Decimal | None,
     recourse: Recourse,
     settings: FinancingSettings,
+    programme_id: str | None = None,
 ) -> tuple[FinancingRequest, list[FinancingRequestItem]]:
     if not receivable_ids:
         raise field_error("receivable_ids", "at least one receivable")
@@ -422,6 +428,8 @@ async def create_request(
     ]
     session.add_all(items)
     await session.flush()
+    if programme_id is not None:  # risk sharing: the request asks for a programme's cover
+        await risk.ask_cover(session, request, programme_id)
     for row in rows:
         await _receivable_event(
             session,
@@ -805,6 +813,7 @@ async def accept_offer(
     session.add(request)
     session.add(financing)
     await session.flush()
+    await risk.attach_cover(session, financing)  # risk sharing: shares frozen, fee posted
     fingerprints = await _invoice_fingerprints(session, rows)
     for row in rows:
         await _receivable_event(
@@ -1229,6 +1238,9 @@ async def settle(session: AsyncSession, financing_id: str, on: date) -> str | No
     financing.closed_at = at
     financing.updated_at = at
     session.add(financing)
+    if outcome == FinancingState.defaulted:  # risk sharing: the cover's claims, if covered
+        await session.flush()
+        await risk.on_default(session, financing)
     request = await _lock_request(session, financing.request_id)
     assert request is not None
     request.state = (

@@ -421,6 +421,85 @@ MATRIX.update(
 )
 
 
+# risk sharing: programmes (guarantors open them, everyone reads them), the pool (the operator
+# writes, the regulator and operator read; auditors verify the ledger), claims (their parties)
+# (tests/integration/risk)
+SUPERVISORS = {Role.regulator, Role.operator}
+_PROGRAMME = {
+    "name": "Matrix programme",
+    "fee_rate": "0.01",
+    "loss_shares": [{"party": "guarantor", "share": "1"}],
+}
+MATRIX.update(
+    {
+        ("POST", "/v1/guarantee-programmes"): [
+            (
+                "create",
+                lambda w: "/v1/guarantee-programmes",
+                lambda: dict(_PROGRAMME),
+                _only({Role.guarantor}, 201, 403),
+            )
+        ],
+        ("GET", "/v1/guarantee-programmes"): [
+            ("list", lambda w: "/v1/guarantee-programmes", None, _only(set(ROLES), 200, 0))
+        ],
+        ("GET", "/v1/guarantee-programmes/{programme_id}"): [
+            (
+                "missing",
+                lambda w: "/v1/guarantee-programmes/gpr_nope",
+                None,
+                _only(set(ROLES), 404, 0),
+            )
+        ],
+        ("GET", "/v1/risk-pool"): [
+            ("state", lambda w: "/v1/risk-pool", None, _only(SUPERVISORS, 200, 403))
+        ],
+        ("POST", "/v1/risk-pool/top-ups"): [
+            (
+                "top-up",
+                lambda w: "/v1/risk-pool/top-ups",
+                lambda: {"amount": {"amount": "0.01", "currency": "CNY"}, "reference": "M"},
+                _only({Role.operator}, 201, 403),
+            )
+        ],
+        ("POST", "/v1/risk-pool/recoveries"): [
+            (
+                "missing",
+                lambda w: "/v1/risk-pool/recoveries",
+                lambda: {
+                    "claim_id": "clm_nope",
+                    "amount": {"amount": "1.00", "currency": "CNY"},
+                    "reference": "M",
+                },
+                _only({Role.operator}, 404, 403),
+            )
+        ],
+        ("GET", "/v1/risk-pool/ledger/verify"): [
+            (
+                "verify",
+                lambda w: "/v1/risk-pool/ledger/verify",
+                None,
+                _only(SUPERVISORS | {Role.auditor}, 200, 403),
+            )
+        ],
+        ("GET", "/v1/risk-claims"): [
+            (
+                "own",
+                lambda w: "/v1/risk-claims",
+                None,
+                _only(SUPERVISORS | {Role.bank, Role.guarantor}, 200, 403),
+            )
+        ],
+        ("GET", "/v1/stats/clusters"): [
+            ("stats", lambda w: "/v1/stats/clusters", None, _only(SUPERVISORS, 200, 403))
+        ],
+        ("GET", "/v1/alerts"): [
+            ("alerts", lambda w: "/v1/alerts", None, _only(SUPERVISORS, 200, 403))
+        ],
+    }
+)
+
+
 def api_routes(app: Any) -> Iterator[tuple[str, str, Any]]:
     """(method, path, dependant) of every API route, also inside included routers.
 
