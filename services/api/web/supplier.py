@@ -152,8 +152,8 @@ async def upload(
             dispatcher(job_id)
         else:
             tasks.dispatch(platform_settings(request), job_id)
-    refused = any(r.outcome == "refused" for r in results)
-    status = 422 if refused and len(results) == 1 and is_fragment(request) else 200
+    # nothing accepted: the status of a refusal (as the API's), and the refusal is audited
+    status = 422 if all(r.outcome == "refused" for r in results) else 200
     return render(
         request,
         "_upload_results.html" if is_fragment(request) else "upload.html",

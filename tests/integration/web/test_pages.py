@@ -154,6 +154,19 @@ async def test_upload_several_files_gives_each_its_outcome_and_reason(person):
     assert "the buyer is not registered on the platform" in text
 
 
+async def test_an_upload_of_which_nothing_is_accepted_answers_422_with_the_reason(person):
+    supplier = await person(Role.supplier)
+    response = await supplier.post(
+        "/web/invoices?lang=en",
+        files={"files": ("junk.xml", b"<not an invoice")},
+        headers={"X-Requested-With": "fetch"},  # the upload script's request: the row alone
+    )
+    assert response.status_code == 422
+    assert response.text.lstrip().startswith("<tr")
+    assert 'data-file="junk.xml" data-outcome="refused"' in response.text
+    assert "refused" in text_of(response.text)
+
+
 async def test_upload_without_a_file_is_an_error_next_to_the_field(person):
     supplier = await person(Role.supplier)
     response = await supplier.post("/web/invoices?lang=en")
