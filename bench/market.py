@@ -20,9 +20,10 @@ Phases, all through the public API with client-credentials tokens:
    one thread each, bid at the same time on every request of that list by their own rules
    (``POST …/offers`` with an ``Idempotency-Key``). Bids per second over the phase, and the
    latency of each bid;
-3. **accepts**: ``--accept-clients`` threads, as the suppliers, read each request's ranked offers
-   and accept the best (``POST /v1/offers/{id}/accept``); the latency of each acceptance (and of
-   reading the ranking, apart);
+3. **accepts**: as the suppliers, read each request's ranked offers and accept the best
+   (``POST /v1/offers/{id}/accept``): the first ``--sequential-accepts`` requests one after another
+   from one client (the cost of one acceptance), the others from ``--accept-clients`` threads at
+   once; the latency of each acceptance (and of reading the ranking, apart);
 4. **ceiling**: a bare FastAPI endpoint (a pydantic body like an offer's, no database, no auth)
    served by uvicorn with the same number of workers, posted to by the same number of threads as
    each phase, as many times: what the machine, uvicorn and the HTTP client allow at best.
@@ -215,10 +216,11 @@ def setup_requests(
 
 
 def rule_of(n: int) -> str:
-    """Twenty different banks: advance 80–99 %, base rate 3.0–6.8 %, fees 0–190."""
+    """Twenty different banks: advance 80–99 %, base rate 3.0–6.8 %, fees 0–190; each bids
+    whatever anchoring the listing shows (the ledger's answer to the API is not measured here)."""
     return (
         f"advance=0.{80 + n % 20},rate=0.{30 + 2 * n:03d},fee={10 * (n % 20)},"
-        f"day_count=ACT/{360 if n % 2 else 365},tier=0.005,month=0.001"
+        f"day_count=ACT/{360 if n % 2 else 365},tier=0.005,month=0.001,anchored=unknown"
     )
 
 
@@ -241,7 +243,8 @@ def phase_bids(base: str, banks: list[tuple[str, str]], expected: int) -> Phase:
     from examples.bank_bot import BankBot, Report, Rule
 
     bots = [
-        BankBot(base, cid, secret, Rule.parse(rule_of(n))) for n, (cid, secret) in enumerate(banks)
+        BankBot(base, cid, secret, Rule.parse(rule_of(n)), timeout=120)
+        for n, (cid, secret) in enumerate(banks)
     ]
     for bot in bots:
         bot.token()
@@ -253,8 +256,17 @@ def phase_bids(base: str, banks: list[tuple[str, str]], expected: int) -> Phase:
     requests = bots[0].open_requests()
     listing = time.perf_counter() - start
 
+    timeouts = [0] * len(bots)
+
     def work(k: int) -> None:
-        bots[k].bid_round(reports[k], requests)
+        # a round stops at a transport error; the next one skips what was bid and retries the
+        # rest (a bid that timed out but was placed is answered again by its Idempotency-Key)
+        for _ in range(10):
+            try:
+                bots[k].bid_round(reports[k], requests)
+                return
+            except httpx.HTTPError:
+                timeouts[k] += 1
 
     elapsed = in_threads(len(bots), work)
     phase = Phase(
@@ -265,6 +277,7 @@ def phase_bids(base: str, banks: list[tuple[str, str]], expected: int) -> Phase:
     phase.extra = {
         "declined": sum(len(r.declined) for r in reports),
         "refused": sum(len(r.refused) for r in reports),
+        "transport_errors": sum(timeouts),
         "seen": sum(r.seen for r in reports),
         "listed": len(requests),
         "listing_seconds": listing,
@@ -390,8 +403,10 @@ class Figures:
     setup: Phase = field(default_factory=Phase)
     bids: Phase = field(default_factory=Phase)
     accepts: Phase = field(default_factory=Phase)
+    accepts_alone: Phase = field(default_factory=Phase)
     ceiling_bids: Phase = field(default_factory=Phase)
     ceiling_accepts: Phase = field(default_factory=Phase)
+    ceiling_alone: Phase = field(default_factory=Phase)
     load: tuple[float, float] = (0.0, 0.0)  # load average before and after
 
 
@@ -449,8 +464,8 @@ def run(args: argparse.Namespace) -> Figures:
             uvicorn("services.ledger.main:app", ledger_port, 1, env),
         ]
         try:
-            wait_http(f"{base}/healthz", 60)
-            wait_http(f"http://127.0.0.1:{ledger_port}/healthz", 60)
+            wait_http(f"{base}/healthz", 240)
+            wait_http(f"http://127.0.0.1:{ledger_port}/healthz", 240)
             print(f"setup: {args.requests} confirmed receivables in requests …", flush=True)
             requests, seconds, latencies = setup_requests(
                 base, clients, args.requests, args.setup_clients
@@ -465,23 +480,29 @@ def run(args: argparse.Namespace) -> Figures:
                 b.extra,
                 flush=True,
             )
-            print(f"accepts: {len(requests)} from {args.accept_clients} clients …", flush=True)
-            figures.accepts = phase_accepts(
-                base, clients["supplier"], requests, args.accept_clients
-            )
+            alone, rest = requests[: args.sequential_accepts], requests[args.sequential_accepts :]
+            print(f"accepts: {len(alone)} by one client …", flush=True)
+            figures.accepts_alone = phase_accepts(base, clients["supplier"], alone, 1)
+            print(f"accepts: {len(rest)} from {args.accept_clients} clients …", flush=True)
+            figures.accepts = phase_accepts(base, clients["supplier"], rest, args.accept_clients)
+            a = figures.accepts
+            print(f"  p50 {a.ms(50):.0f} ms, p99 {a.ms(99):.0f} ms", a.extra, flush=True)
         finally:
             for server in servers:
                 stop(server)
         ceiling = uvicorn("bench.market:ceiling_app", ceiling_port, args.api_workers, env)
         try:
             ceiling_base = f"http://127.0.0.1:{ceiling_port}"
-            wait_http(f"{ceiling_base}/docs", 60)
+            wait_http(f"{ceiling_base}/docs", 240)
             print("ceiling: a bare FastAPI endpoint …", flush=True)
             figures.ceiling_bids = phase_ceiling(
                 ceiling_base, args.banks, max(figures.bids.count, 1)
             )
             figures.ceiling_accepts = phase_ceiling(
                 ceiling_base, args.accept_clients, max(figures.accepts.count, 1)
+            )
+            figures.ceiling_alone = phase_ceiling(
+                ceiling_base, 1, max(figures.accepts_alone.count, 1)
             )
         finally:
             stop(ceiling)
@@ -517,11 +538,17 @@ def report(args: argparse.Namespace, f: Figures) -> str:
         "```",
         "uv run python bench/market.py "
         f"--requests {args.requests} --banks {args.banks} --suppliers {args.suppliers} "
-        f"--accept-clients {args.accept_clients} --api-workers {args.api_workers}",
+        f"--accept-clients {args.accept_clients} --sequential-accepts {args.sequential_accepts} "
+        f"--api-workers {args.api_workers}",
         "```",
         "",
-        f"{machine()}; load average {f.load[0]:.1f} before, {f.load[1]:.1f} after. Embedded "
-        f"PostgreSQL, the API as uvicorn ({args.api_workers} workers) and the ledger (1) on "
+        f"{machine()}; load average {f.load[0]:.1f} before, {f.load[1]:.1f} after. "
+        + (
+            "PostgreSQL (a server on this machine, over TCP)"
+            if args.database_url
+            else "Embedded PostgreSQL (unix socket)"
+        )
+        + f", the API as uvicorn ({args.api_workers} workers) and the ledger (1) on "
         "127.0.0.1; clients are threads of the benchmark process with keep-alive connections.",
         "",
         "| phase | calls | time | calls / s | latency p50 / p99 / max | ÷ ceiling: rate | "
@@ -529,13 +556,17 @@ def report(args: argparse.Namespace, f: Figures) -> str:
         "|---|---:|---:|---:|---|---:|---|",
         row(f"setup: open a request ({args.setup_clients} clients)", f.setup),
         row(f"bids: {args.banks} bots at once", bids, f.ceiling_bids),
+        row("accepts: one client after another", f.accepts_alone, f.ceiling_alone),
         row(f"accepts: {args.accept_clients} clients", accepts, f.ceiling_accepts),
         row(f"ceiling: bare FastAPI, {args.banks} clients", f.ceiling_bids),
         row(f"ceiling: bare FastAPI, {args.accept_clients} clients", f.ceiling_accepts),
+        row("ceiling: bare FastAPI, one client", f.ceiling_alone),
         "",
         f"Bids: {bids.count:,} of {bids.extra.get('expected', 0):,} possible "
         f"({bids.extra.get('declined', 0):,} declined by the rules, "
-        f"{bids.extra.get('refused', 0):,} refused by the API). Before the phase, one bot "
+        f"{bids.extra.get('refused', 0):,} refused by the API, "
+        f"{bids.extra.get('transport_errors', 0)} client timeouts retried). "
+        "Before the phase, one bot "
         f"listed the {bids.extra.get('listed', 0):,} open requests in "
         f"{bids.extra.get('listing_seconds', 0):.1f} s (pages of 50), and every bot bid from "
         "that list. "
@@ -556,6 +587,9 @@ def main() -> None:
     parser.add_argument("--suppliers", type=int, default=10)
     parser.add_argument("--setup-clients", type=int, default=8)
     parser.add_argument("--accept-clients", type=int, default=10)
+    parser.add_argument(
+        "--sequential-accepts", type=int, default=50, help="accepted first, by one client"
+    )
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--database-url", default=None, help="a server to use instead")
     parser.add_argument("--json", action="store_true", help="also print the raw figures")

@@ -173,6 +173,7 @@ class Rule:
         minimum = request.get("min_advance_rate")
         if minimum is not None and self.advance < Decimal(str(minimum)):
             return None
+        # (``anchored=unknown`` bids whatever the listing says; the checks before funding apply)
         if ANCHORING.get(request.get("anchoring", "unknown"), -1) < ANCHORING[self.anchored]:
             return None
         days = (date.fromisoformat(request["due_date"]) - today).days
@@ -193,7 +194,8 @@ class Rule:
         return Bid(self.advance, rate, self.fee, currency, self.day_count, recourse)
 
 
-ANCHORING: Final = {"pending": 0, "anchored": 1, "final": 2}
+# how far a request's receivables are anchored; "unknown": the ledger did not answer the platform
+ANCHORING: Final = {"unknown": -1, "pending": 0, "anchored": 1, "final": 2}
 
 
 # ---------------------------------------------------------------- the client
