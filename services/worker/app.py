@@ -51,6 +51,8 @@ def create_celery() -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
+        # beat recovers from a broker outage (services/worker/beat.py)
+        beat_scheduler="services.worker.beat:RecoveringScheduler",
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,
