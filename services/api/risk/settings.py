@@ -27,7 +27,7 @@ class RiskSettings(BaseSettings):
     payables_growth_threshold: Decimal = Field(
         default=Decimal("1.0"), gt=0, description="growth above this (1.0 = doubled) warns"
     )
-    payables_growth_window_days: int = Field(default=30, ge=1)
+    payables_growth_window_days: float = Field(default=30, gt=0)
     payables_growth_min_minor: int = Field(
         default=100_000, ge=0, description="the recent window must confirm at least this much"
     )
