@@ -127,7 +127,7 @@ async def confirm(
     except ValidationError as exc:
         return await render_detail(
             request, session, principal, receivable_id, form="confirm",
-            errors=from_validation(exc), values=values, status_code=422,
+            errors=from_validation(exc, request=request), values=values, status_code=422,
         )  # fmt: skip
     except QilianError as exc:
         if isinstance(exc, NotFound):
@@ -164,7 +164,7 @@ async def reject(
     except ValidationError as exc:
         return await render_detail(
             request, session, principal, receivable_id, form="reject",
-            errors=from_validation(exc), values=values, status_code=422,
+            errors=from_validation(exc, request=request), values=values, status_code=422,
         )  # fmt: skip
     except QilianError as exc:
         if isinstance(exc, NotFound):
@@ -209,7 +209,7 @@ async def record_payment(
     except ValidationError as exc:
         return await render_detail(
             request, session, principal, receivable_id, form="payment",
-            errors=from_validation(exc), values=values, status_code=422,
+            errors=from_validation(exc, request=request), values=values, status_code=422,
         )  # fmt: skip
     except QilianError as exc:
         if isinstance(exc, NotFound):

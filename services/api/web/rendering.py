@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote, urlencode
 
 from fastapi import Request, Response
@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from qilian.kit.errors import QilianError
 from services.api.auth.errors import NotAuthenticated
 from services.api.web import i18n
+from services.api.web.i18n import N_
 from services.api.web.session import CSRF_FIELD, LoginRequired, csrf_token
 
 LOGIN_PATH = "/web/login"
@@ -123,15 +124,42 @@ class FormErrors:
         return self.fields.get(name)
 
 
-def from_validation(exc: ValidationError, names: Mapping[str, str] | None = None) -> FormErrors:
+# what a person should read for the API request models' validation errors (by pydantic type)
+AMOUNT_FIELDS: Final = frozenset({"amount", "parts"})
+VALIDATION_MESSAGES: Final = {
+    "string_pattern_mismatch": N_("The format is not valid."),
+    "missing": N_("Required."),
+    "string_too_short": N_("Required."),
+    "too_short": N_("Give at least two amounts."),
+    "string_too_long": N_("Too long."),
+    "date_from_datetime_parsing": N_("Enter a date (YYYY-MM-DD)."),
+    "date_parsing": N_("Enter a date (YYYY-MM-DD)."),
+    "date_type": N_("Enter a date (YYYY-MM-DD)."),
+}
+
+
+def from_validation(
+    exc: ValidationError,
+    names: Mapping[str, str] | None = None,
+    request: Request | None = None,
+) -> FormErrors:
     """Errors of the API's own request model, put on the form's fields (``names`` maps the
-    model's first location to the form field where they differ)."""
+    model's first location to the form field where they differ), in the page's language when
+    ``request`` is given."""
     errors = FormErrors()
     for error in exc.errors():
         location = [str(part) for part in error.get("loc", ())]
         key = location[0] if location else ""
         name = (names or {}).get(key, key)
-        errors.fields.setdefault(name, str(error.get("msg", "invalid")))
+        kind = str(error.get("type"))
+        known = VALIDATION_MESSAGES.get(kind)
+        if kind == "string_pattern_mismatch" and key in AMOUNT_FIELDS:
+            known = N_("Enter an amount such as 1250.50.")
+        if known and request is not None:
+            message = t(request, known)
+        else:  # as pydantic says it (pages that do not pass the request)
+            message = str(error.get("msg", "invalid"))
+        errors.fields.setdefault(name, message)
     return errors
 
 

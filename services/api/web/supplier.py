@@ -206,7 +206,7 @@ async def split(
                 session, principal, receivable_id, [p.amount for p in body.parts], config
             )
     except ValidationError as exc:
-        errors = from_validation(exc)
+        errors = from_validation(exc, request=request)
         errors = FormErrors(fields={"parts": next(iter(errors.fields.values()))})
         return await render_detail(
             request, session, principal, receivable_id, form="split", errors=errors,
@@ -247,7 +247,7 @@ async def transfer(
     except ValidationError as exc:
         return await render_detail(
             request, session, principal, receivable_id, form="transfer",
-            errors=from_validation(exc), values=values, status_code=422,
+            errors=from_validation(exc, request=request), values=values, status_code=422,
         )  # fmt: skip
     except QilianError as exc:
         if isinstance(exc, NotFound):
@@ -278,7 +278,7 @@ async def cancel(
     except ValidationError as exc:
         return await render_detail(
             request, session, principal, receivable_id, form="cancel",
-            errors=from_validation(exc), values=values, status_code=422,
+            errors=from_validation(exc, request=request), values=values, status_code=422,
         )  # fmt: skip
     except QilianError as exc:
         if isinstance(exc, NotFound):
