@@ -64,11 +64,12 @@ async def _deploy(settings: Settings) -> dict[str, str]:
 
 
 async def _seed(settings: Settings, credentials: Path, contracts: dict[str, str]) -> int:
-    from qilian.cli.seed import seed_demo, write_credentials
+    from qilian.cli.seed import play_demo_scenario, seed_demo, write_credentials
 
     try:
         async with db.transaction() as session:
             organizations = await seed_demo(session, credentials)
+        typer.echo(await play_demo_scenario(settings, organizations))  # after the seed commits
     finally:
         await db.dispose_engine()
     write_credentials(

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.cn import uscc
 
+from qilian.kit.settings import Settings
 from services.api.organizations import repository as org_repository
 from services.api.organizations import service as org_service
 from services.api.organizations.models import Cluster, Organization, OrganizationBase, Role
@@ -120,6 +121,25 @@ async def _demo_user(
         await session.flush()
     assert password is not None
     return {"username": username, "password": password}
+
+
+async def play_demo_scenario(settings: Settings, organizations: list[dict[str, Any]]) -> str:
+    """A few months of demo activity across the clusters (qilian/cli/scenario.py), once; a
+    failure is reported, not raised: the demo organisations stay usable without it."""
+    from qilian.cli import scenario
+
+    try:
+        report = await scenario.play(settings, organizations)
+    except Exception as exc:  # the demo must start even if the scenario cannot be played
+        return f"demo scenario not played: {exc!r}"
+    if report.skipped:
+        return "demo scenario played already"
+    return (
+        f"demo scenario: {report.invoices} invoices, {report.confirmed} confirmed, "
+        f"{report.overdue} overdue, {report.financings} financings ({report.funded} funded, "
+        f"{report.defaulted} defaulted), {report.duplicates_refused} duplicates refused, "
+        f"{report.alerts} alerts"
+    )
 
 
 def read_credentials(path: Path) -> dict[str, Any]:
