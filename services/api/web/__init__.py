@@ -17,9 +17,17 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 def install(app: FastAPI) -> None:
-    from services.api.web import auditor, corefirm, receivables, router, supplier
+    from services.api.web import (  # bank and financing: the marketplace's pages
+        auditor,
+        bank,
+        corefirm,
+        financing,
+        receivables,
+        router,
+        supplier,
+    )
 
     # the static files first: the pages' catch-all (an unknown /web path is the 404 page) is last
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")
-    for module in (receivables, supplier, corefirm, auditor, router):
+    for module in (receivables, supplier, corefirm, auditor, financing, bank, router):
         app.include_router(module.router)

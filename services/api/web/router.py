@@ -22,6 +22,7 @@ START: Final = {
     Role.supplier: "/web/receivables",
     Role.core_firm: "/web/confirmations",
     Role.auditor: "/web/audit",
+    Role.bank: "/web/bank/requests",  # the marketplace's pages: services.api.web.bank
 }
 
 
@@ -40,11 +41,6 @@ async def home(principal: PagePrincipal) -> Any:
 @router.get("/later", response_class=HTMLResponse)
 async def later(request: Request, principal: PagePrincipal) -> Any:
     """The place of the pages still to come (financing, banks, guarantors, the regulator)."""
-    return render(request, "later.html")
-
-
-@router.get("/financing", response_class=HTMLResponse)
-async def financing(request: Request, principal: PagePrincipal) -> Any:
     return render(request, "later.html")
 
 
