@@ -178,6 +178,12 @@ def chain_hash(entry: LedgerEntry, lines: Sequence[LedgerLine]) -> str:
     return hashlib.sha256(bytes.fromhex(entry.prev_hash) + canonical(entry, lines)).hexdigest()
 
 
+async def lock(session: AsyncSession) -> None:
+    """Hold the ledger's append lock until the transaction ends. Taken first by whoever will
+    post and lock an account (the pool), so that every writer takes the locks in one order."""
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POST_LOCK})
+
+
 async def post(
     session: AsyncSession,
     kind: EntryKind,
@@ -201,9 +207,9 @@ async def post(
             raise ValueError("a line is a positive debit or a positive credit")
     if sum(ln.debit_minor for ln in lines) != sum(ln.credit_minor for ln in lines):
         raise ValueError("the entry does not balance")
+    await lock(session)
     for account in sorted({ln.account for ln in lines}, key=lambda a: a.id):
         await ensure_account(session, account)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POST_LOCK})
     last = (
         await session.execute(select(LedgerEntry).order_by(col(LedgerEntry.seq).desc()).limit(1))
     ).scalar_one_or_none()

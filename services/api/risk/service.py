@@ -523,6 +523,7 @@ async def pay_queued(session: AsyncSession, currency: str, limit: int = 500) -> 
     """Pay the pool's queued claims in order (``seq``) while its balance covers the next one;
     the first that does not fit stops the queue (no claim overtakes an earlier one)."""
     pool = ledger.pool(currency)
+    await ledger.lock(session)  # the ledger's lock before the pool's row: one order for all
     available = await ledger.balance(session, pool, lock=True)
     queued = (
         await session.execute(
