@@ -14,8 +14,9 @@ the receivable page and the anchoring badge make in production.
 
 Data: one supplier uploads ``--receivables`` invoices on one core firm through ``POST
 /v1/invoices``; the core firm confirms two thirds of them; the supplier splits ten and transfers
-a part of each to a second supplier. Each page is requested ``--requests`` times one after
-another, after a warm-up; p50 and p99 of the wall time per request.
+a part of each to a second supplier. Each page is requested once per round, ``--requests``
+rounds after a warm-up (interleaved, so that the machine's load weighs on every page alike);
+p50 and p99 of the wall time per request.
 """
 
 from __future__ import annotations
@@ -151,20 +152,25 @@ async def _login(app: Any, username: str) -> httpx.AsyncClient:
 
 
 async def _measure(
-    client: httpx.AsyncClient, path: str, requests: int, warmup: int
-) -> tuple[list[float], int]:
-    size = 0
-    for _ in range(warmup):
-        answer = await client.get(path)
-        assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
-        size = len(answer.content)
-    times = []
-    for _ in range(requests):
-        start = time.perf_counter()
-        answer = await client.get(path)
-        times.append((time.perf_counter() - start) * 1000)
-        assert answer.status_code == 200, path
-    return times, size
+    clients: dict[str, httpx.AsyncClient],
+    pages: list[tuple[str, str, str]],
+    requests: int,
+    warmup: int,
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Every page once per round, ``requests`` rounds: a change of the machine's load during the
+    run weighs on every page alike, so the ratios hold even on a busy machine."""
+    times: dict[str, list[float]] = {path: [] for _, _, path in pages}
+    sizes: dict[str, int] = {}
+    for round_ in range(warmup + requests):
+        for _, who, path in pages:
+            start = time.perf_counter()
+            answer = await clients[who].get(path)
+            elapsed = (time.perf_counter() - start) * 1000
+            assert answer.status_code == 200, (path, answer.status_code, answer.text[:300])
+            sizes[path] = len(answer.content)
+            if round_ >= warmup:
+                times[path].append(elapsed)
+    return times, sizes
 
 
 async def _run(args: argparse.Namespace) -> list[Row]:
@@ -208,20 +214,18 @@ async def _run(args: argparse.Namespace) -> list[Row]:
         ("lineage tree", "core_firm", f"/web/receivables/{ids['split']}/lineage"),
         ("auditor form", "auditor", "/web/audit"),
     ]
-    rows = []
-    for name, who, path in pages:
-        times, size = await _measure(clients[who], path, args.requests, args.warmup)
-        rows.append(
-            Row(
-                name,
-                who,
-                percentile(times, 50),
-                percentile(times, 99),
-                statistics.mean(times),
-                size,
-            )
+    times, sizes = await _measure(clients, pages, args.requests, args.warmup)
+    rows = [
+        Row(
+            name,
+            who,
+            percentile(times[path], 50),
+            percentile(times[path], 99),
+            statistics.mean(times[path]),
+            sizes[path],
         )
-        print(f"{name}: p50 {rows[-1].p50:.2f} ms", flush=True)
+        for name, who, path in pages
+    ]
     for client in clients.values():
         await client.aclose()
     await ratelimit.dispose()
@@ -235,7 +239,8 @@ def report(args: argparse.Namespace, rows: list[Row]) -> str:
         "## Web pages: render time against a bare endpoint (`bench/pages.py`)",
         "",
         "```",
-        f"uv run python bench/pages.py --receivables {args.receivables} --requests {args.requests}",
+        f"uv run python bench/pages.py --receivables {args.receivables} --requests {args.requests}"
+        + (" --database-url postgresql://…" if args.database_url else ""),
         "```",
         "",
         f"{machine()}; the api application in the benchmark process over ASGI (no network), "
@@ -243,7 +248,8 @@ def report(args: argparse.Namespace, rows: list[Row]) -> str:
         + ("of `--database-url`" if args.database_url else "embedded, on a unix socket")
         + f"; {args.receivables} receivables of one supplier on one core firm, two thirds "
         "confirmed, ten split with a part transferred; the ledger stubbed (no ledger round trip). "
-        f"{args.requests} requests per page one after another, after {args.warmup} of warm-up.",
+        f"{args.requests} rounds of one request per page in turn, after {args.warmup} rounds "
+        f"of warm-up; load average at the end {os.getloadavg()[0]:.1f}.",
         "",
         "| page | as | p50 ms | p99 ms | mean ms | p50 / bare | HTML bytes |",
         "|---|---|---:|---:|---:|---:|---:|",
