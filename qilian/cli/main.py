@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from qilian.cli import admin, sign, upload, verify
+from qilian.cli import admin, risk, sign, upload, verify
 from qilian.kit import db, outbox
 from qilian.kit.anvil import Anvil, rpc_ready
 from qilian.kit.settings import REPO_ROOT, Settings, get_settings
@@ -34,6 +34,7 @@ app.add_typer(audit_app, name="audit")
 app.command("verify")(verify.verify)
 app.command("upload")(upload.upload)
 app.command("sign-confirmation")(sign.sign_confirmation)
+app.add_typer(risk.app, name="risk")  # qilian risk verify-ledger
 
 
 def _settings(**overrides: Any) -> Settings:

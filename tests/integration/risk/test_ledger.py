@@ -3,6 +3,8 @@ changed or deleted, an unbalanced entry cannot commit, no account goes beyond it
 line's currency is its entry's; and a line hand-edited in SQL (the triggers disabled, as a
 superuser could) is caught by ``GET /v1/risk-pool/ledger/verify``."""
 
+import asyncio
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -166,3 +168,72 @@ async def test_the_pool_never_goes_below_zero_and_currencies_never_mix(db_engine
             await _raw_entry(session, "KWD", [("pool:KWD", 7, 0), ("pool_contributions:HKD", 0, 7)])
     async with db.transaction() as session:
         assert await ledger.balance(session, ledger.pool("KWD")) == 0
+
+
+def test_qilian_risk_verify_ledger_exits_1_while_an_entry_is_hand_edited(migrated):
+    from typer.testing import CliRunner
+
+    from qilian.cli.main import app as cli
+
+    async def post_and_edit(delta):
+        try:
+            async with db.transaction() as session:
+                entry = await ledger.post(
+                    session,
+                    EntryKind.top_up,
+                    "SGD",
+                    [
+                        ledger.debit(ledger.pool("SGD"), 700),
+                        ledger.credit(ledger.pool_contributions("SGD"), 700),
+                    ],
+                    actor="test",
+                )
+                entry_id = entry.id
+            async with db.get_engine().begin() as conn:
+                await conn.execute(
+                    text("ALTER TABLE platform.risk_ledger_lines DISABLE TRIGGER USER")
+                )
+                await conn.execute(
+                    text(
+                        "UPDATE platform.risk_ledger_lines SET credit_minor = credit_minor + :d "
+                        "WHERE entry_id = :e AND line = 2"
+                    ),
+                    {"d": delta, "e": entry_id},
+                )
+                await conn.execute(
+                    text("ALTER TABLE platform.risk_ledger_lines ENABLE TRIGGER USER")
+                )
+            return entry_id
+        finally:
+            await db.dispose_engine()
+
+    async def restore(entry_id):
+        try:
+            async with db.get_engine().begin() as conn:
+                await conn.execute(
+                    text("ALTER TABLE platform.risk_ledger_lines DISABLE TRIGGER USER")
+                )
+                await conn.execute(
+                    text(
+                        "UPDATE platform.risk_ledger_lines SET credit_minor = 700 "
+                        "WHERE entry_id = :e AND line = 2"
+                    ),
+                    {"e": entry_id},
+                )
+                await conn.execute(
+                    text("ALTER TABLE platform.risk_ledger_lines ENABLE TRIGGER USER")
+                )
+        finally:
+            await db.dispose_engine()
+
+    entry_id = asyncio.run(post_and_edit(1))
+    try:
+        broken = CliRunner().invoke(cli, ["risk", "verify-ledger"])
+        assert broken.exit_code == 1, broken.output
+        assert f"hash does not recompute: entry_id={entry_id}" in broken.output
+        assert "risk ledger BROKEN" in broken.output
+    finally:
+        asyncio.run(restore(entry_id))
+    intact = CliRunner().invoke(cli, ["risk", "verify-ledger"])
+    assert intact.exit_code == 0, intact.output
+    assert "risk ledger intact" in intact.output
