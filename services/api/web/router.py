@@ -28,7 +28,9 @@ START: Final = {
 
 def _safe_next(target: str | None) -> str | None:
     """Only a path of the pages themselves (never another site)."""
-    if target and target.startswith("/web") and not target.startswith("//"):
+    if not target or "\\" in target or any(ord(c) < 32 for c in target):
+        return None
+    if target == "/web" or target.startswith(("/web/", "/web?")):
         return target
     return None
 

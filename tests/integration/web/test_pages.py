@@ -9,7 +9,7 @@ import re
 from services.api.organizations.models import Role
 from tests.integration.auth.conftest import client_for
 from tests.integration.invoices.intake_helpers import invoice_number, new_party, ubl
-from tests.integration.web.conftest import Login, Person, field_error, text_of
+from tests.integration.web.conftest import PASSWORD, Login, Person, field_error, text_of
 
 
 async def upload(supplier: Person, core_party, **kw) -> str:
@@ -95,6 +95,12 @@ async def test_a_page_without_a_session_redirects_to_login_and_back(app, person)
             },
         )
         assert elsewhere.headers["location"] == "/web/receivables"
+        for target in ("//evil.example/web", "/webhooks", "/web\\evil.example", "/v1/me"):
+            sneaky = await client.post(
+                "/web/login",
+                data={"username": supplier.username, "password": PASSWORD, "next": target},
+            )
+            assert sneaky.headers["location"] == "/web/receivables", target
 
 
 async def test_each_role_lands_on_its_start_page(person):
