@@ -9,7 +9,15 @@ from fractions import Fraction
 from sqlalchemy import text
 
 from qilian.kit import db
-from tests.integration.financing.market import accept, closes_in, offer, open_request
+from services.api.risk import tasks as risk_tasks
+from services.api.risk.settings import RiskSettings
+from tests.integration.financing.market import (
+    accept,
+    closes_in,
+    offer,
+    open_request,
+    registry_answers,
+)
 from tests.integration.receivables.lifecycle_helpers import call
 from tests.integration.risk.helpers import (
     create_programme,
@@ -337,3 +345,34 @@ async def test_a_repaid_covered_financing_raises_no_claim_and_an_uncovered_defau
     assert lost["guarantee"] is None
     assert [r[0] for r in await ledger_rows(repaid["id"])] == ["guarantee_fee", "guarantee_fee"]
     assert await ledger_rows(uncovered["id"]) == []
+
+
+async def test_the_fee_of_a_cover_whose_financing_was_never_funded_is_reversed_once(http, world):
+    p = await programme(http, world, currency="CHF", fee_rate="0.02")
+    rid = await receivable(http, world, "2000.00", "CHF")
+    request = await open_request(http, world.market(), [rid], programme_id=p["id"])
+    bid = await offer(http, world.banks[0], request["id"], currency="CHF")
+    financing = (await accept(http, world.market(), bid["id"])).json()
+    await registry_answers(financing["id"], outcome="refused", error="AlreadyFinanced")
+    quiet = RiskSettings(
+        overdue_ratio_enabled=False,
+        payables_growth_enabled=False,
+        payment_terms_enabled=False,
+        duplicates_enabled=False,
+        pool_cover_enabled=False,
+    )
+    first = await risk_tasks.run_risk(settings=quiet)
+    second = await risk_tasks.run_risk(settings=quiet)
+    assert first.fees_reversed >= 1
+    assert second.fees_reversed == 0
+    fee = minor(financing["guarantee"]["fee"])
+    assert fee > 0
+    rows = await ledger_rows(financing["id"])
+    assert [r[0] for r in rows] == ["guarantee_fee"] * 2 + ["fee_reversal"] * 2
+    assert rows[2:] == [
+        ("fee_reversal", f"guarantee_fee_income:{world.guarantor.org.id}:CHF", fee, 0),
+        ("fee_reversal", f"guarantee_fees_receivable:{world.supplier.org.id}:CHF", 0, fee),
+    ]
+    after = await financing_of(http, world.supplier, financing["id"])
+    assert after["state"] == "rolled_back"
+    assert after["guarantee"]["fee_reversed"] is True
