@@ -162,3 +162,35 @@ async def test_auditor_page_says_when_the_ledger_is_down(person):
 async def test_only_auditors_use_the_audit_pages(person):
     supplier = await person(Role.supplier)
     assert (await supplier.client.get("/web/audit")).status_code == 403
+
+
+def test_bundles_are_found_in_every_shape_the_ledger_and_qilian_verify_accept():
+    from services.api.web import verification
+
+    one = bundle("rcv_x", 1)
+    two = bundle("rcv_x", 2)
+    proofs = {
+        "receivable_id": "rcv_x",
+        "events": [
+            {"seq": 1, "bundle": one},
+            {"seq": 2, "bundle": None},
+            {"seq": 3, "bundle": two},
+        ],
+    }
+    assert verification.bundles_of(one) == [one]
+    assert verification.bundles_of([one, two]) == [one, two]
+    assert verification.bundles_of(proofs) == [one, two]
+    assert verification.bundles_of({"anything": 1}) == []
+    assert verification.parse_upload(json.dumps([proofs]).encode()) == [one, two]
+
+
+def test_cast_commands_carry_the_bundles_own_values():
+    from services.api.web import verification
+
+    commands = verification.cast_commands(bundle("rcv_x", 1), "http://127.0.0.1:8545")
+    assert commands.startswith("RPC_URL=http://127.0.0.1:8545")
+    assert 'cast keccak "evt_1"' in commands
+    assert f'cast call {CONTRACT} "batches(uint64)(bytes32,uint64,uint64,uint32)" 7' in commands
+    assert f"7 {ENTRY} {HASH}" in commands
+    assert f'"[{SIBLING}]"' in commands
+    assert f"cast receipt {TX} blockNumber" in commands
