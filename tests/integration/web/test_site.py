@@ -101,3 +101,14 @@ def test_money_is_written_exactly_as_babel_writes_it_for_each_language():
                 assert formats.money(money) == expected, (language, amount, currency)
     assert i18n.Formats("zh_CN").money(Money.of("1130", "CNY")) == "¥1,130.00"
     assert i18n.Formats("en").money(Money.of("1130", "CNY")) == "CN¥1,130.00"
+
+
+async def test_pages_forbid_frames_inline_code_and_other_origins(http):
+    page = await http.get("/web/login")
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "script-src 'self'" in policy
+    assert "form-action 'self'" in policy
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "<script>" not in page.text  # every script is a file, as the policy demands
+    assert " style=" not in page.text
