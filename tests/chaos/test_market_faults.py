@@ -211,7 +211,7 @@ def assert_clean(outcome: Outcome) -> None:
 
 
 def test_faults_in_turn_lose_nothing_duplicate_nothing_and_finance_once(market: MarketStack):
-    outcome = play(market, MODEST_FAULTS, profile(50.0), hold=2.5, interval=3.5)
+    outcome = play(market, MODEST_FAULTS, profile(40.0), hold=2.0, interval=3.0)
     assert len(outcome.injections) >= 5
     assert_clean(outcome)
 
