@@ -17,7 +17,7 @@ its invariant, so that a negative control can show which rule a broken build bre
 | ``nonces-contiguous`` | 5 | the anchoring account's transactions against the ledger's |
 | ``bank-isolation`` | 4 | the API, asked as each bank |
 | ``audit-chain`` | 10 | ``GET /v1/audit-log/verify`` |
-| ``ledger-balanced`` | — | the risk-sharing ledger, once it exists (extension point) |
+| ``ledger-balanced`` | — | the risk-sharing ledger: entries balance, accounts sum their lines |
 """
 
 from __future__ import annotations
@@ -636,18 +636,48 @@ async def audit_chain(t: Target, http: httpx.AsyncClient) -> list[Violation]:
 
 @check("ledger-balanced")
 def ledger_balanced(t: Target) -> list[Violation]:
-    """EXTENSION POINT (issue 10): the risk-sharing ledger (``services/api/risk``) does not exist
-    yet. When it lands, every journal entry's postings must sum to zero per currency: replace
-    this check's body with that query over its table. Until then it checks that no table of
-    that name appeared unnoticed."""
-    tables = t.rows(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'platform'"
-        " AND (table_name LIKE '%%posting%%' OR table_name LIKE '%%journal%%')"
-    )
-    return [
-        Violation("ledger-balanced", f"table {name} exists: write its balance check here")
-        for (name,) in tables
+    """The risk-sharing ledger (``services/api/risk``): every journal entry's debits equal its
+    credits, each line in its entry's currency, entries numbered 1…n, each account's balance the
+    sum of its lines. (Before that ledger's migration there is nothing to check.)"""
+    exists = t.rows(
+        "SELECT count(*) FROM information_schema.tables"
+        " WHERE table_schema = 'platform' AND table_name = 'risk_ledger_lines'"
+    )[0][0]
+    if not exists:
+        return []
+    out = [
+        Violation("ledger-balanced", f"entry {eid}: debits {d} ≠ credits {c}")
+        for eid, d, c in t.rows(
+            "SELECT e.id, coalesce(sum(l.debit_minor), 0), coalesce(sum(l.credit_minor), 0)"
+            " FROM platform.risk_ledger_entries e"
+            " LEFT JOIN platform.risk_ledger_lines l ON l.entry_id = e.id"
+            " GROUP BY e.id HAVING coalesce(sum(l.debit_minor), 0)"
+            " <> coalesce(sum(l.credit_minor), 0) OR count(l.line) = 0"
+        )
     ]
+    out += [
+        Violation("ledger-balanced", f"entry {eid}: a line on {account} in {cur}")
+        for eid, account, cur in t.rows(
+            "SELECT e.id, a.id, a.currency FROM platform.risk_ledger_entries e"
+            " JOIN platform.risk_ledger_lines l ON l.entry_id = e.id"
+            " JOIN platform.risk_accounts a ON a.id = l.account_id"
+            " WHERE a.currency <> e.currency"
+        )
+    ]
+    seqs = [r[0] for r in t.rows("SELECT seq FROM platform.risk_ledger_entries ORDER BY seq")]
+    if seqs != list(range(1, len(seqs) + 1)):
+        out.append(Violation("ledger-balanced", "entry numbers are not 1…n"))
+    out += [
+        Violation("ledger-balanced", f"account {aid}: balance {bal} ≠ lines {lines}")
+        for aid, bal, lines in t.rows(
+            "SELECT a.id, a.balance_minor, coalesce(sum(l.debit_minor - l.credit_minor), 0)"
+            " FROM platform.risk_accounts a"
+            " LEFT JOIN platform.risk_ledger_lines l ON l.account_id = a.id"
+            " GROUP BY a.id, a.balance_minor"
+            " HAVING a.balance_minor <> coalesce(sum(l.debit_minor - l.credit_minor), 0)"
+        )
+    ]
+    return out
 
 
 def summary(violations: list[Violation]) -> dict[str, int]:

@@ -452,3 +452,27 @@ async def test_an_edited_audit_row_is_named(
     )
     found = await checker.run_api_checks(target, ["audit-chain"])
     assert names(found) == {"audit-chain"}, checker.describe(found)
+
+
+# the risk-sharing ledger: an entry that does not balance ---------------------------------------
+
+
+async def test_an_unbalanced_journal_entry_is_named(scratch: Scratch):
+    assert checker.run_checks(Target(db=scratch), ["ledger-balanced"]) == []
+    # the build without the deferred balance trigger: a debit with no credit is committed
+    scratch.execute("ALTER TABLE platform.risk_ledger_lines DISABLE TRIGGER USER")
+    scratch.execute("ALTER TABLE platform.risk_ledger_entries DISABLE TRIGGER USER")
+    scratch.execute(
+        "INSERT INTO platform.risk_accounts (id, kind, currency, balance_minor)"
+        " VALUES ('pool:CNY', 'pool', 'CNY', 0)"
+    )
+    scratch.execute(
+        "INSERT INTO platform.risk_ledger_entries (id, seq, kind, currency, actor, posted_at,"
+        " prev_hash, hash) VALUES ('jnl_broken', 1, 'top_up', 'CNY', 'test', now(), '0', '1')"
+    )
+    scratch.execute(
+        "INSERT INTO platform.risk_ledger_lines (entry_id, line, account_id, debit_minor)"
+        " VALUES ('jnl_broken', 1, 'pool:CNY', 100)"
+    )
+    found = checker.run_checks(Target(db=scratch), ["ledger-balanced"])
+    assert names(found) == {"ledger-balanced"}, checker.describe(found)

@@ -229,3 +229,33 @@ def test_all_faults_together(market: MarketStack):
     faults = ["kill-worker", "kill-beat", "pause-anvil", "cut-ledger", "slow-api", "reorg"]
     outcome = play(market, faults, profile(30.0), together=True, hold=4.0)
     assert_clean(outcome)
+
+
+@pytest.mark.skipif(PROFILE == "modest", reason="make chaos: a second stack, broken on purpose")
+def test_negative_control_anvil_without_its_state_interval_loses_registrations_and_is_named():
+    """anvil dumping its state only on a clean exit (``--state-interval`` far beyond the run),
+    killed and restarted: the chain forgets the registrations the database holds, and the checker
+    names ``financed-once-on-chain`` (and the anchoring)."""
+    stack = start_stack(state_interval=10_000_000)
+    try:
+        workload = Workload(stack.api_url, stack.ledger_url, stack.operator, profile(30.0))
+        asyncio.run(workload.run())
+        registered = "SELECT count(*) FROM platform.financings WHERE state = ANY(%(s)s)"
+        wait_for(
+            lambda: stack.scalar(registered, {"s": list(checker.REGISTERED)}) > 0,
+            120,
+            "a financing registered on chain",
+        )
+        intact = checker.run_checks(target(stack, workload), ["financed-once-on-chain"])
+        assert intact == [], checker.describe(intact)
+
+        stack.kill_anvil()
+        stack.restart_anvil()
+        found = checker.run_checks(
+            target(stack, workload), ["financed-once-on-chain", "anchoring-chain"]
+        )
+        assert {v.invariant for v in found} == {"financed-once-on-chain", "anchoring-chain"}, (
+            checker.describe(found)
+        )
+    finally:
+        remove(stack, keep=False)
