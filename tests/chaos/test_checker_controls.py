@@ -476,3 +476,44 @@ async def test_an_unbalanced_journal_entry_is_named(scratch: Scratch):
     )
     found = checker.run_checks(Target(db=scratch), ["ledger-balanced"])
     assert names(found) == {"ledger-balanced"}, checker.describe(found)
+
+
+# a 4xx for a committed write ----------------------------------------------------------------------
+
+
+class LyingGateway(httpx.AsyncBaseTransport):
+    """Forwards every request to the app, then answers ``400`` for the writes: a broken gateway
+    (or API) that reports failure for what it committed."""
+
+    def __init__(self, app: Any) -> None:
+        self.inner = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        await response.aread()
+        if request.method == "POST" and request.url.path != "/v1/oauth/token":
+            return httpx.Response(400, json={"title": "Bad request", "status": 400})
+        return response
+
+
+async def test_a_committed_write_answered_4xx_is_named(
+    scratch: Scratch, scratch_app: Any, http: httpx.AsyncClient
+):
+    m = await market()
+    rid = await confirmed_receivable(http, m, payable="100.00")
+    workload = workload_for(scratch_app, {"core": (m.core, Role.core_firm)})
+    workload.transport = LyingGateway(scratch_app)
+    body = {"amount": "5.00", "paid_at": "2026-11-01", "reference": f"PAY-{uuid.uuid4().hex[:8]}"}
+    async with workload.client() as client:
+        workload._http = client
+        op = await workload.write(
+            workload.actors["core"],
+            "pay",
+            f"/v1/receivables/{rid}/payments",
+            body,
+            receivable=rid,
+            reference=body["reference"],
+        )
+    assert op.outcome == "fail"
+    found = checker.run_checks(Target(db=scratch, history=workload.history), ["history-effects"])
+    assert names(found) == {"fail-effect-absent"}, checker.describe(found)
