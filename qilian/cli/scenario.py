@@ -390,7 +390,8 @@ async def play(settings: Settings, organizations: list[dict[str, Any]]) -> Repor
     if funded:
         first = funded[0]
         async with db.transaction() as session:
-            for receivable_id in await financing._financing_receivables(session, first):
+            for item in await financing.items_of(session, first.request_id):
+                receivable_id = item.receivable_id
                 row = await session.get(Receivable, receivable_id)
                 assert row is not None
                 core = next(c for c in cores.values() if c["id"] == row.debtor_id)

@@ -100,7 +100,7 @@ def check_shares(shares: Sequence[LossShare], field: str = "loss_shares") -> Non
         where = f"{field}[{i}].share"
         if not s.share.is_finite() or not Decimal(0) < s.share <= Decimal(1):
             raise field_error(where, "a share is above 0 and at most 1")
-        if s.share.as_tuple().exponent < -10:  # type: ignore[operator]
+        if s.share.normalize().as_tuple().exponent < -10:  # type: ignore[operator]
             raise field_error(where, "a share has at most 10 decimals")
         if s.party == Party.other and not s.organization_id:
             raise field_error(

@@ -114,6 +114,13 @@ def test_shares_not_summing_to_one_are_refused_naming_the_field():
     check_shares(
         [LossShare(Party.guarantor, Decimal("0.7")), LossShare(Party.bank, Decimal("0.3"))]
     )
+    # trailing zeros are not decimals: 0.500000000000 is 0.5
+    check_shares(
+        [
+            LossShare(Party.guarantor, Decimal("0.500000000000")),
+            LossShare(Party.pool, Decimal("0.5")),
+        ]
+    )
 
 
 def test_allocation_refuses_shares_that_do_not_sum_to_one():
