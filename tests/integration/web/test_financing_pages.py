@@ -264,7 +264,9 @@ async def test_bids_ranked_accept_the_best_register_and_fund(market):
 
     accepted = await supplier.post(f"/web/financing/offers/{ranked[0][0]}/accept")
     assert accepted.status_code == 303
-    financing_id = re.match(r"/web/financings/(fin_\w+)", accepted.headers["location"]).group(1)
+    found = re.match(r"/web/financings/(fin_\w+)", accepted.headers["location"])
+    assert found
+    financing_id = found.group(1)
     shown = await supplier.client.get(accepted.headers["location"] + "&lang=en")
     assert 'data-state="registering"' in shown.text
     assert 'hx-trigger="every 2s"' in shown.text  # the page follows the registration
