@@ -152,7 +152,7 @@ async def funded(
     """A financing of one new receivable, accepted, registered and funded: (financing, rid)."""
     market = world.market(supplier, core)
     rid = await receivable(http, world, payable, currency, supplier=supplier, core=core)
-    extra = {"programme_id": programme_id} if programme_id else {}
+    extra: dict[str, Any] = {"programme_id": programme_id} if programme_id else {}
     request = await open_request(http, market, [rid], **extra)
     bid = await offer(
         http, world.banks[bank], request["id"], advance=advance, currency=currency, fee="5.00"

@@ -5,7 +5,9 @@ listed by ``GET /v1/alerts`` with its facts."""
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import httpx
 from sqlalchemy import text
 
 from qilian.kit import db
@@ -18,12 +20,14 @@ from services.api.risk.settings import RiskSettings
 from services.api.webhooks import service as webhooks
 from services.api.webhooks.settings import WebhookSettings
 from tests.integration.financing.market import DUE, ISSUED
-from tests.integration.invoices.intake_helpers import invoice_number, token, ubl
+from tests.integration.invoices.intake_helpers import Party, invoice_number, token, ubl
 from tests.integration.receivables.lifecycle_helpers import call, upload
-from tests.integration.risk.helpers import funded, party, programme, receivable
+from tests.integration.risk.helpers import World, funded, party, programme, receivable
 
 
-async def findings(rule, scope, at=None, **settings):
+async def findings(
+    rule: str, scope: list[str], at: datetime | None = None, **settings: Any
+) -> list[alerts.Finding]:
     config = RiskSettings(**settings)
     async with db.transaction() as session:
         return await alerts.evaluate(
@@ -34,7 +38,7 @@ async def findings(rule, scope, at=None, **settings):
 # ---------------------------------------------------------------- overdue ratio
 
 
-async def _overdue_tenth(http, world):
+async def _overdue_tenth(http: httpx.AsyncClient, world: World) -> str:
     """The alloy core firm owes 9 000.00 due later and 1 000.00 overdue: a ratio of 0.1."""
     core = world.alloy_core
     soon = (date.today() + timedelta(days=20)).isoformat()
@@ -84,7 +88,7 @@ async def test_overdue_ratio_at_the_threshold_or_below_the_minimum_does_not_warn
 # ---------------------------------------------------------------- payables growth
 
 
-async def _confirmed_at(receivable_ids):
+async def _confirmed_at(receivable_ids: list[str]) -> list[datetime]:
     async with db.transaction() as session:
         rows = await session.execute(
             text(
@@ -96,7 +100,9 @@ async def _confirmed_at(receivable_ids):
         return [r.at for r in rows]
 
 
-async def _growth(http, world, previous, recent):
+async def _growth(
+    http: httpx.AsyncClient, world: World, previous: list[str], recent: list[str]
+) -> tuple[str, datetime, float]:
     """Confirmations in two batches; the windows are placed around them: the first batch in
     the previous window, the second in the recent one."""
     core = await party(Role.core_firm, cluster=Cluster.lithium)
@@ -172,7 +178,7 @@ async def test_payment_terms_beyond_policy_warn_and_within_do_not(http, world):
 # ---------------------------------------------------------------- duplicate attempts
 
 
-async def _duplicates(http, world, supplier, times):
+async def _duplicates(http: httpx.AsyncClient, world: World, supplier: Party, times: int) -> None:
     data = ubl(supplier, world.core, number=invoice_number(), issue=ISSUED, due=DUE)
     statuses = []
     for _ in range(times):

@@ -4,18 +4,23 @@ line's currency is its entry's; and a line hand-edited in SQL (the triggers disa
 superuser could) is caught by ``GET /v1/risk-pool/ledger/verify``."""
 
 import asyncio
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from qilian.kit import db, ids
 from services.api.risk import ledger
 from services.api.risk.models import EntryKind
+from tests.integration.invoices.intake_helpers import Party
 from tests.integration.receivables.lifecycle_helpers import call
+from tests.integration.risk.helpers import World
 
 
-async def top_up(http, world, amount, currency):
+async def top_up(http: httpx.AsyncClient, world: World, amount: str, currency: str) -> Any:
     response = await call(
         http,
         world.operator,
@@ -27,13 +32,13 @@ async def top_up(http, world, amount, currency):
     return response.json()
 
 
-async def verify(http, who):
+async def verify(http: httpx.AsyncClient, who: Party) -> Any:
     response = await call(http, who, "GET", "/v1/risk-pool/ledger/verify")
     assert response.status_code == 200, response.text
     return response.json()
 
 
-async def last_entry(currency):
+async def last_entry(currency: str) -> str:
     async with db.transaction() as session:
         row = await session.execute(
             text(
@@ -42,7 +47,7 @@ async def last_entry(currency):
             ),
             {"c": currency},
         )
-        return row.scalar_one()
+        return str(row.scalar_one())
 
 
 async def test_the_verifier_catches_a_line_hand_edited_with_the_triggers_disabled(http, world):
@@ -89,7 +94,9 @@ async def test_entries_and_lines_are_append_only(http, world):
                 await session.execute(text(statement), {"e": entry_id})
 
 
-async def _raw_entry(session, currency, lines):
+async def _raw_entry(
+    session: AsyncSession, currency: str, lines: list[tuple[str, int, int]]
+) -> None:
     entry_id = ids.new_id("jnl")
     seq = (
         await session.execute(
@@ -175,7 +182,7 @@ def test_qilian_risk_verify_ledger_exits_1_while_an_entry_is_hand_edited(migrate
 
     from qilian.cli.main import app as cli
 
-    async def post_and_edit(delta):
+    async def post_and_edit(delta: int) -> str:
         try:
             async with db.transaction() as session:
                 entry = await ledger.post(
@@ -207,7 +214,7 @@ def test_qilian_risk_verify_ledger_exits_1_while_an_entry_is_hand_edited(migrate
         finally:
             await db.dispose_engine()
 
-    async def restore(entry_id):
+    async def restore(entry_id: str) -> None:
         try:
             async with db.get_engine().begin() as conn:
                 await conn.execute(

@@ -4,6 +4,7 @@ the pool's balance is exactly what went in less what was paid."""
 
 import asyncio
 
+import httpx
 from sqlalchemy import text
 
 from qilian.kit import db
@@ -20,7 +21,7 @@ async def test_concurrent_top_ups_pay_each_queued_claim_once_in_order(http, worl
     second, _ = await funded(http, world, p["id"], "400.000", currency)
     await run_to_default()  # pool parts: 0.5 × 900.000 = 450.000, then 0.5 × 360.000 = 180.000
 
-    async def top_up(n):
+    async def top_up(n: int) -> httpx.Response:
         return await call(
             http,
             world.operator,

@@ -5,7 +5,9 @@ pool paying, queueing and paying later in order."""
 
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
+import httpx
 from sqlalchemy import text
 
 from qilian.kit import db
@@ -20,6 +22,7 @@ from tests.integration.financing.market import (
 )
 from tests.integration.receivables.lifecycle_helpers import call
 from tests.integration.risk.helpers import (
+    World,
     create_programme,
     financing_of,
     funded,
@@ -47,13 +50,13 @@ def minor(money: dict[str, str], exponent: int = 2) -> int:
     return int(value)
 
 
-async def pool(http, world, currency):
+async def pool(http: httpx.AsyncClient, world: World, currency: str) -> Any:
     response = await call(http, world.regulator, "GET", f"/v1/risk-pool?currency={currency}")
     assert response.status_code == 200, response.text
     return response.json()
 
 
-async def top_up(http, world, amount, currency):
+async def top_up(http: httpx.AsyncClient, world: World, amount: str, currency: str) -> Any:
     response = await call(
         http,
         world.operator,
@@ -65,7 +68,7 @@ async def top_up(http, world, amount, currency):
     return response.json()
 
 
-async def ledger_rows(financing_id):
+async def ledger_rows(financing_id: str) -> list[tuple[Any, ...]]:
     async with db.transaction() as session:
         rows = await session.execute(
             text(
@@ -274,7 +277,7 @@ async def test_a_short_pool_queues_claims_and_pays_them_in_order_when_topped_up(
     second, _ = await funded(http, world, p["id"], "200.00", currency)
     await run_to_default()
 
-    def pool_claim(financing):
+    def pool_claim(financing: dict[str, Any]) -> dict[str, Any]:
         return next(c for c in financing["guarantee"]["claims"] if c["party"] == "pool")
 
     one = pool_claim(await financing_of(http, world.banks[0], first["id"]))

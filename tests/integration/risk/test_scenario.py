@@ -3,6 +3,9 @@ database and chain, it leaves every cluster with activity, funded financings, a 
 whose claims the pool paid, a ledger that verifies, and early warnings; a second run is skipped."""
 
 from datetime import date, timedelta
+from typing import Any
+
+import httpx
 
 from qilian.cli import scenario
 from qilian.cli.seed import play_demo_scenario, seed_demo
@@ -11,6 +14,7 @@ from qilian.kit.settings import get_settings
 from services.api.financing import tasks as financing_tasks
 from services.api.risk import ledger
 from tests.integration.receivables.lifecycle_helpers import call
+from tests.integration.risk.helpers import World
 
 
 async def test_the_demo_scenario_fills_the_dashboard_once(http, world, tmp_path):
@@ -72,11 +76,11 @@ async def test_the_demo_scenario_fills_the_dashboard_once(http, world, tmp_path)
     await financing_tasks.run_timers(on=date.today() + timedelta(days=400))
 
 
-def _subjects(organizations):
+def _subjects(organizations: list[dict[str, Any]]) -> set[str]:
     return {o["id"] for o in organizations} | {"chemicals", "alloy", "pv", "lithium", "bio"}
 
 
-async def _bearer(http, world):
+async def _bearer(http: httpx.AsyncClient, world: World) -> str:
     from tests.integration.invoices.intake_helpers import token
 
     return (await token(http, world.regulator))["Authorization"]

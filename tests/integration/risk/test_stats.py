@@ -8,6 +8,9 @@ import io
 import uuid
 from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+import httpx
 
 from services.api.financing import tasks as financing_tasks
 from services.api.organizations.models import Cluster, Role
@@ -20,7 +23,7 @@ from tests.integration.financing.market import (
     open_request,
     registry_answers,
 )
-from tests.integration.invoices.intake_helpers import invoice_number, token, ubl
+from tests.integration.invoices.intake_helpers import Party, invoice_number, token, ubl
 from tests.integration.receivables.lifecycle_helpers import call
 from tests.integration.risk.helpers import funded, party, pay, programme, receivable
 
@@ -34,14 +37,17 @@ def six(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN))
 
 
-async def stats(http, who, firms, **query):
-    params = [("core_firm_id", f) for f in firms] + list(query.items())
+async def stats(
+    http: httpx.AsyncClient, who: Party, firms: list[str], **query: str
+) -> httpx.Response:
+    params: list[tuple[str, str | int | float | bool | None]] = [("core_firm_id", f) for f in firms]
+    params += list(query.items())
     response = await http.get("/v1/stats/clusters", params=params, headers=await token(http, who))
     assert response.status_code == 200, response.text
     return response
 
 
-def cluster(report, name):
+def cluster(report: dict[str, Any], name: str) -> Any:
     return next(c for c in report["clusters"] if c["cluster"] == name)
 
 
