@@ -108,10 +108,44 @@ def shots(request: pytest.FixtureRequest) -> Shots:
     return Shots(name)
 
 
+# script errors and console errors (a Content-Security-Policy violation is one) of each page
+PROBLEMS: dict[Any, list[str]] = {}
+OPENED: list[Any] = []  # browser contexts opened by login(), closed after each test
+
+
+@pytest.fixture(autouse=True)
+def close_contexts() -> Iterator[None]:
+    """A page left open (after a failure, say) would keep polling the stack's api."""
+    yield
+    while OPENED:
+        context = OPENED.pop()
+        try:
+            context.close()
+        except Exception:  # closed already
+            continue
+    PROBLEMS.clear()
+
+
+def problems_of(*pages: Any) -> list[str]:
+    return [problem for page in pages for problem in PROBLEMS.get(page, [])]
+
+
 def login(browser: Any, stack: Stack, who: Account, language: str) -> Any:
     """A new browser context logged in through the login page, with the keyboard."""
     context = browser.new_context(locale="zh-CN" if language == "zh_CN" else "en-GB")
     page = context.new_page()
+    problems: list[str] = []
+    PROBLEMS[page] = problems
+    OPENED.append(context)
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            problems.append(f"console: {message.text}")
+            if message.type == "error" and "Failed to load resource" not in message.text
+            else None
+        ),
+    )
     page.goto(f"{stack.api_url}/web/login?lang={language}")
     username = "用户名" if language == "zh_CN" else "Username"
     password = "密码" if language == "zh_CN" else "Password"

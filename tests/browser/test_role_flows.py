@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from services.api.organizations.models import Role
-from tests.browser.conftest import CHROMIUM, Account, Shots, account, login
+from tests.browser.conftest import CHROMIUM, Account, Shots, account, login, problems_of
 from tests.e2e.conftest import Stack
 from tests.integration.invoices.intake_helpers import invoice_number, ubl
 
@@ -182,6 +182,7 @@ def test_supplier_core_firm_and_auditor_main_flow(
     )
     assert words["failed"] in audit_page.inner_text("#verdict")
     shots(audit_page, "auditor-tampered-bundle-failed")
+    assert not problems_of(page, core_page, audit_page)
     for context in {p.context for p in (page, core_page, audit_page)}:
         context.close()
 
@@ -250,6 +251,7 @@ def test_supplier_drops_files_and_follows_a_bulk_import(
     assert "created 5" in progress
     assert "refused 1" in progress
     shots(page, "bulk-import-done")
+    assert not problems_of(page)
 
 
 def _b64(data: bytes) -> str:
