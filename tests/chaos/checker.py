@@ -341,7 +341,12 @@ def _settled_elsewhere(history: History, op: Op) -> bool:
 
 def _offers_per_bid(t: Target) -> list[Violation]:
     assert t.history is not None
-    made = Counter((r[0], r[1]) for r in t.rows("SELECT bank_id, request_id FROM platform.offers"))
+    banks = {op.args["bank"] for op in t.history.ops if op.kind == "bid"}
+    made = Counter(  # the offers of this history's banks (a stack may have run other workloads)
+        (r[0], r[1])
+        for r in t.rows("SELECT bank_id, request_id FROM platform.offers")
+        if r[0] in banks
+    )
     ok: Counter[tuple[str, str]] = Counter()
     maybe: Counter[tuple[str, str]] = Counter()
     for op in t.history.final("bid").values():

@@ -233,7 +233,7 @@ class Workload:
             await asyncio.sleep(1)
         assert op_token, "the operator cannot get a token"
         headers = {"Authorization": f"Bearer {op_token}"}
-        base = self.rng.randrange(1, 9_000_000)
+        base = int(self.tag, 16) % 9_000_000 + 1  # fresh tax ids for each workload on a stack
         roles = (
             [("supplier", None)] * self.profile.suppliers
             + [("core_firm", CLUSTERS[i % len(CLUSTERS)]) for i in range(self.profile.cores)]
