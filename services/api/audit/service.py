@@ -2,8 +2,14 @@
 
 Appends are serialised by a transaction-scoped advisory lock: the appender reads the head, computes
 the next row's hash and inserts it, and the lock is released when its transaction commits or rolls
-back, so the chain has no fork and no gap (``seq`` is contiguous). Call :func:`append` late in a
-transaction: other writers wait for the lock until this one commits.
+back, so the chain has no fork and no gap (``seq`` is contiguous).
+
+:func:`append` only records the entry in the session; the chained row is written **as the
+transaction commits** (a ``before_commit`` listener), so the lock is held for the commit alone and
+not for the rest of the business work — every writer of the API takes it, and holding it for a
+whole request serialised them all. Reading the head in the same transaction (:func:`head`) first
+writes what is pending, so a transaction always sees its own entries. A rolled-back transaction
+appends nothing, as before.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ from typing import Any
 
 import rfc8785
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from services.api.audit.models import GENESIS_HASH, AuditEntry, Outcome
@@ -71,7 +78,47 @@ def chain_hash(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256(bytes.fromhex(prev_hash) + canonical(entry)).hexdigest()
 
 
+PENDING = "qilian.audit.pending"
+
+
+def _head(session: Session) -> AuditEntry | None:
+    result = session.execute(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1))
+    return result.scalar_one_or_none()
+
+
+def write_pending(session: Session) -> None:
+    """Chain and insert the session's pending entries, under the append lock (synchronous: run
+    from the commit, or through ``run_sync``)."""
+    pending: list[AuditEntry] = session.info.pop(PENDING, None) or []
+    if not pending:
+        return
+    # the transaction's own changes first: every row lock it needs is taken before the append
+    # lock, so the append lock is always the last one taken (no lock cycle through it)
+    session.flush()
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
+    last = _head(session)
+    for entry in pending:
+        entry.seq = (last.seq + 1) if last else 1
+        entry.prev_hash = last.hash if last else GENESIS_HASH
+        entry.hash = chain_hash(entry.prev_hash, entry)
+        session.add(entry)
+        last = entry
+    session.flush()
+
+
+@event.listens_for(Session, "before_commit")
+def _append_at_commit(session: Session) -> None:
+    write_pending(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_on_rollback(session: Session) -> None:
+    session.info.pop(PENDING, None)
+
+
 async def head(session: AsyncSession) -> AuditEntry | None:
+    """The chain's last row, as this transaction sees it (its own pending entries included)."""
+    await session.run_sync(write_pending)
     result = await session.execute(select(AuditEntry).order_by(col(AuditEntry.seq).desc()).limit(1))
     return result.scalar_one_or_none()
 
@@ -86,14 +133,13 @@ async def append(
     outcome: Outcome = Outcome.success,
     details: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append one row at the head of the chain, inside the caller's transaction."""
+    """Append one row at the head of the chain, inside the caller's transaction: the row is
+    written when the transaction commits (its ``seq`` and ``hash`` are set then)."""
     if isinstance(actor, Principal):
         actor = Actor.of(actor)
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK})
-    last = await head(session)
     request_id = structlog.contextvars.get_contextvars().get("request_id")
     entry = AuditEntry(
-        seq=(last.seq + 1) if last else 1,
+        seq=0,
         occurred_at=datetime.now(UTC),
         actor_type=actor.type,
         actor_id=actor.id,
@@ -104,12 +150,10 @@ async def append(
         outcome=outcome.value,
         request_id=str(request_id) if request_id else None,
         details=details or {},
-        prev_hash=last.hash if last else GENESIS_HASH,
+        prev_hash="",
         hash="",
     )
-    entry.hash = chain_hash(entry.prev_hash, entry)
-    session.add(entry)
-    await session.flush()
+    session.sync_session.info.setdefault(PENDING, []).append(entry)
     return entry
 
 

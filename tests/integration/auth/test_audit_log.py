@@ -138,7 +138,7 @@ async def test_fifty_concurrent_appends_form_one_unbroken_chain(db_engine):
     async def one(n: int) -> int:
         async with db.transaction() as session:
             entry = await audit.append(session, audit.SYSTEM, "test.concurrent", details={"n": n})
-            return entry.seq
+        return entry.seq  # numbered as its transaction commits
 
     seqs = await asyncio.gather(*(one(n) for n in range(50)))
     assert len(set(seqs)) == 50
