@@ -9,7 +9,7 @@ from sqlmodel import col, select
 
 from qilian.kit import db
 from qilian.kit.money import Money
-from services.api.financing import pricing, tasks
+from services.api.financing import pricing, service, tasks
 from services.api.financing.models import FinancingRequestItem, RegistryOperation
 from services.api.financing.settings import FinancingSettings, get_financing_settings
 from services.api.receivables.tasks import sweep_overdue
@@ -467,7 +467,6 @@ async def test_a_part_registered_after_another_refused_is_released(http, market)
             )
         ).scalars()
         by_receivable = {op.receivable_id: op.operation_id for op in ops}
-    from services.api.financing import service
 
     async with db.transaction() as session:
         await service.apply_registry_result(
@@ -561,26 +560,49 @@ async def test_unpaid_past_grace_defaults_with_the_recourse_claim(http, market):
     assert (await events(http, market.supplier, rid))[-1]["type"] == "financing_defaulted"
 
 
-async def test_auctions_close_and_offers_expire_on_time(http, market):
+async def _until(condition, what, timeout=60.0):
+    """Run the timers until ``condition()`` holds (generous bound: a loaded machine is slow)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await condition():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await tasks.run_timers()
+        await asyncio.sleep(0.2)
+
+
+async def _state(http, party, path):
+    return (await call(http, party, "GET", path)).json()["state"]
+
+
+async def test_offers_expire_on_time(http, market):
+    rid = await receivable(http, market)
+    request = await open_request(http, market, [rid])
+    mine = await offer(http, market.banks[0], request["id"], expires_at=closes_in(1))
+    other = await offer(http, market.banks[1], request["id"])
+    path = f"/v1/offers/{mine['id']}"
+
+    async def expired():
+        return await _state(http, market.banks[0], path) == "expired"
+
+    await _until(expired, "the offer to expire")
+    assert (await accept(http, market, mine["id"])).status_code == 409
+    # the other offer and the auction are untouched
+    assert await _state(http, market.banks[1], f"/v1/offers/{other['id']}") == "active"
+    assert await _state(http, market.supplier, f"/v1/financing-requests/{request['id']}") == "open"
+
+
+async def test_auctions_close_on_time(http, market):
     rid = await receivable(http, market)
     request = await open_request(http, market, [rid], seconds=2)
-    mine = await offer(http, market.banks[0], request["id"], expires_at=closes_in(1.2))
     other = await offer(http, market.banks[1], request["id"])
-    await asyncio.sleep(1.3)
-    first = await tasks.run_timers()
-    assert first.offers_expired >= 1
-    got = await call(http, market.banks[0], "GET", f"/v1/offers/{mine['id']}")
-    assert got.json()["state"] == "expired"
-    assert (await accept(http, market, mine["id"])).status_code == 409
-    await asyncio.sleep(1.0)
-    second = await tasks.run_timers()
-    assert second.auctions_closed >= 1
-    closed = await call(http, market.supplier, "GET", f"/v1/financing-requests/{request['id']}")
-    assert closed.json()["state"] == "expired"
+    path = f"/v1/financing-requests/{request['id']}"
+
+    async def closed():
+        return await _state(http, market.supplier, path) == "expired"
+
+    await _until(closed, "the auction to close")
     assert (await accept(http, market, other["id"])).status_code == 409
-    assert (await call(http, market.banks[1], "GET", f"/v1/offers/{other['id']}")).json()[
-        "state"
-    ] == "expired"
+    assert await _state(http, market.banks[1], f"/v1/offers/{other['id']}") == "expired"
     rv = await call(http, market.supplier, "GET", f"/v1/receivables/{rid}")
     assert rv.json()["states"]["financing"] == "unfinanced"
     async with db.transaction() as session:
@@ -591,5 +613,7 @@ async def test_auctions_close_and_offers_expire_on_time(http, market):
             )
         )
         assert live.first() is None
-    # late bids are refused
+    # late bids are refused, and the timers are idempotent
     assert (await bid(http, market.banks[2], request["id"])).status_code in (404, 409)
+    async with db.transaction() as session:
+        assert await service.close_auction(session, request["id"]) is False

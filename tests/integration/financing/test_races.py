@@ -179,8 +179,8 @@ def two_apis(db_engine, tmp_path):
 async def test_two_api_processes_accept_once(two_apis, http, market):
     banks = [await new_party(Role.bank) for _ in range(BANKS)]
     async with (
-        httpx.AsyncClient(base_url=two_apis[0], timeout=60) as one,
-        httpx.AsyncClient(base_url=two_apis[1], timeout=60) as two,
+        httpx.AsyncClient(base_url=two_apis[0], timeout=180) as one,
+        httpx.AsyncClient(base_url=two_apis[1], timeout=180) as two,
     ):
         bank_headers = [bearer(await get_token(one, b.org)) for b in banks]
         supplier_headers = bearer(await get_token(one, market.supplier.org))
