@@ -30,7 +30,10 @@ from services.api.organizations.models import Role
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-Session = Annotated[AsyncSession, Depends(session_dependency)]
+# scope="function": the request's transaction commits before the response is sent. FastAPI's
+# default for a dependency with yield ends it after the response: a client was told 201 for a
+# write that a crash (or a failing commit) then lost — found by the fault suite (kill -9 of api)
+Session = Annotated[AsyncSession, Depends(session_dependency, scope="function")]
 
 # declared for the OpenAPI document (security schemes); resolution is done below
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT", description="POST /v1/oauth/token")
