@@ -9,7 +9,8 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint format typecheck imports pytest compile-contracts clean
+.PHONY: install run test lint format typecheck imports pytest compile-contracts clean \
+	chaos chaos-long model-large
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -50,6 +51,27 @@ imports:
 
 pytest:
 	$(BIN)/pytest
+
+## make chaos: the fault suite (each fault on its own and together), figures in docs/reliability.md
+CHAOS_RESULTS := var/chaos-results.jsonl
+define run-chaos
+	@mkdir -p var && rm -f $(CHAOS_RESULTS)
+	QILIAN_CHAOS_PROFILE=$(1) QILIAN_CHAOS_REPORT=$(CHAOS_RESULTS) $(BIN)/pytest tests/chaos \
+		-p no:cacheprovider; status=$$?; \
+	if [ -s $(CHAOS_RESULTS) ]; then $(BIN)/python -m tests.chaos.report $(CHAOS_RESULTS) \
+		docs/reliability.md; fi; exit $$status
+endef
+
+chaos: install
+	$(call run-chaos,full)
+
+## make chaos-long: the same with the long workload (more actors, five minutes a run)
+chaos-long: install
+	$(call run-chaos,long)
+
+## make model-large: the marketplace state machine, many more and longer runs
+model-large: install
+	QILIAN_MODEL_EXAMPLES=100 QILIAN_MODEL_STEPS=60 $(BIN)/pytest tests/model -p no:cacheprovider
 
 compile-contracts: contracts/node_modules/.installed
 	cd contracts && npm run compile
