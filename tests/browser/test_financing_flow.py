@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from services.api.organizations.models import Role
-from tests.browser.conftest import CHROMIUM, Account, Shots, account, login
+from tests.browser.conftest import CHROMIUM, Account, Shots, account, login, run
 from tests.e2e.conftest import Stack
 from tests.integration.invoices.intake_helpers import invoice_number, ubl
 
@@ -128,9 +128,28 @@ def wait_registered(
         if now > deadline:
             ledger = httpx.get(f"{stack.ledger_url}/v1/registry/financings/{financing_id}")
             raise AssertionError(
-                f"the registration was not mined in {timeout}s; the ledger: {ledger.text[:800]}"
+                f"the registration was not mined in {timeout}s; the api's outbox: "
+                f"{run(lambda: outbox_rows(financing_id))}; the ledger: {ledger.text[:600]}"
             )
         time.sleep(1)
+
+
+async def outbox_rows(financing_id: str) -> list[dict[str, Any]]:
+    """The api's outbox events of the financing (delivered or not): what to look at when the
+    registration does not arrive."""
+    from sqlalchemy import text
+
+    from qilian.kit import db
+
+    async with db.transaction() as session:
+        rows = await session.execute(
+            text(
+                "SELECT topic, attempts, delivered_at, dead_at FROM platform.outbox "
+                "WHERE payload->>'financing_id' = :fid ORDER BY id"
+            ),
+            {"fid": financing_id},
+        )
+        return [dict(r._mapping) for r in rows]
 
 
 def money_text(page: Any, selector: str) -> str:
