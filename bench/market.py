@@ -3,6 +3,8 @@ suppliers accepting the best offers, and a bare FastAPI endpoint hit the same wa
 
 Run: ``uv run python bench/market.py`` (``--requests 1000 --banks 20``; a smaller ``--requests``
 for a quick run; ``--append-docs`` appends the printed section to docs/benchmarks.md).
+``--statements 6`` is a diagnostic instead: in this process, one client, the SQL statements and time
+of each bid and acceptance (and an acceptance's statements by kind).
 
 Everything stays on this machine: an embedded PostgreSQL in a temporary directory (or the server
 of ``--database-url``, on which a throwaway database is created and dropped), the API
@@ -58,6 +60,7 @@ from bench.ingest import free_port, percentile, wait_http
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORE_VAT = "DE136695976"
+STALE: list[int] = []  # setup calls that did not yet see the previous call's committed change
 
 # ---------------------------------------------------------------- the ceiling
 
@@ -167,6 +170,18 @@ def setup_requests(
     created: list[tuple[int, str]] = []
     latencies: list[float] = []
 
+    def settled(http: httpx.Client, path: str, **kw: Any) -> httpx.Response:
+        """``POST path``, again while it answers 404/409 (at most 5 s): the API commits a
+        request's transaction after it has sent the response, so the next call can miss it."""
+        response = http.post(path, **kw)
+        for _ in range(50):
+            if response.status_code not in (404, 409):
+                break
+            STALE.append(response.status_code)
+            time.sleep(0.1)
+            response = http.post(path, **kw)
+        return response
+
     def work(k: int) -> None:
         with httpx.Client(base_url=base, timeout=60) as http:
             for i in range(k, count, threads):
@@ -191,7 +206,8 @@ def setup_requests(
                 )
                 assert response.status_code == 201, response.text
                 rid = response.json()["receivable"]["id"]
-                response = http.post(
+                response = settled(
+                    http,
                     f"/v1/receivables/{rid}/confirm",
                     json={},
                     headers={"Authorization": f"Bearer {core}"},
@@ -199,7 +215,8 @@ def setup_requests(
                 assert response.status_code == 200, response.text
                 closes_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
                 start = time.perf_counter()
-                response = http.post(
+                response = settled(
+                    http,
                     "/v1/financing-requests",
                     json={"receivable_ids": [rid], "closes_at": closes_at},
                     headers=auth,
@@ -458,6 +475,9 @@ def run(args: argparse.Namespace) -> Figures:
         get_settings.cache_clear()
         migrate_database(database_url)
         clients = asyncio.run(seed(args.suppliers, args.banks))
+        if args.statements:
+            asyncio.run(count_statements(clients, args.statements))
+            return figures
         base = f"http://127.0.0.1:{api_port}"
         servers = [
             uvicorn("services.api.main:app", api_port, args.api_workers, env),
@@ -519,6 +539,122 @@ def run(args: argparse.Namespace) -> Figures:
     return figures
 
 
+# ---------------------------------------------------------------- diagnostic: statements
+
+
+async def count_statements(clients: dict[str, list[tuple[str, str]]], rounds: int) -> None:
+    """In this process (ASGI, one client): SQL statements and time of each bid and acceptance,
+    ``rounds`` requests with one offer from every bank; the statements of an acceptance by kind."""
+    from collections import Counter
+
+    from sqlalchemy import event
+
+    from qilian.kit import db
+    from qilian.kit.settings import get_settings
+    from services.api.main import create_app
+    from tests.unit.invoices.samples import ubl_invoice
+
+    app = create_app(get_settings())
+    counts: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    current: list[str] = []
+
+    @event.listens_for(db.get_engine().sync_engine, "before_cursor_execute")
+    def _count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if current:
+            counts[current[0]] += 1
+            if current[0] == "accept":
+                kinds[" ".join(statement.split())[:60]] += 1
+
+    times: dict[str, list[float]] = {"bid": [], "accept": []}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60) as h:
+
+        async def auth(client_id: str, secret: str) -> dict[str, str]:
+            response = await h.post(
+                "/v1/oauth/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": client_id,
+                    "client_secret": secret,
+                },
+            )
+            return {"Authorization": "Bearer " + response.json()["access_token"]}
+
+        supplier = await auth(*clients["supplier"][0])
+        core = await auth(*clients["core"][0])
+        banks = [await auth(*b) for b in clients["bank"]]
+        today = datetime.now(UTC).date()
+        for i in range(rounds):
+            document = ubl_invoice(
+                number=f"STMT-{i:04d}",
+                issue=(today - timedelta(days=3)).isoformat(),
+                due=(today + timedelta(days=60)).isoformat(),
+                seller_vat=supplier_vat(0),
+                buyer_vat=CORE_VAT,
+                net="1000.00",
+                tax="0.00",
+                total="1000.00",
+                payable="1000.00",
+            )
+            response = await h.post(
+                "/v1/invoices",
+                content=document,
+                headers={**supplier, "Content-Type": "application/xml"},
+            )
+            rid = response.json()["receivable"]["id"]
+            await h.post(f"/v1/receivables/{rid}/confirm", json={}, headers=core)
+            closes_at = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+            response = await h.post(
+                "/v1/financing-requests",
+                json={"receivable_ids": [rid], "closes_at": closes_at},
+                headers=supplier,
+            )
+            request_id = response.json()["id"]
+            for n, bank in enumerate(banks):
+                body = {
+                    "advance_rate": "0.9",
+                    "annual_rate": f"0.0{n + 10}",
+                    "fee": {"amount": "1.00", "currency": "EUR"},
+                    "day_count": "ACT/360",
+                    "recourse": True,
+                }
+                current[:] = ["bid"]
+                start = time.perf_counter()
+                response = await h.post(
+                    f"/v1/financing-requests/{request_id}/offers",
+                    json=body,
+                    headers={**bank, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                times["bid"].append(time.perf_counter() - start)
+                current.clear()
+                assert response.status_code == 201, response.text
+            ranked = await h.get(f"/v1/financing-requests/{request_id}/offers", headers=supplier)
+            current[:] = ["accept"]
+            start = time.perf_counter()
+            response = await h.post(
+                f"/v1/offers/{ranked.json()[0]['id']}/accept",
+                headers={**supplier, "Idempotency-Key": uuid.uuid4().hex},
+            )
+            times["accept"].append(time.perf_counter() - start)
+            current.clear()
+            assert response.status_code == 201, response.text
+    await db.dispose_engine()
+    bids = rounds * len(banks)
+    print(
+        f"statements: {counts['bid'] / bids:.1f} per bid, {counts['accept'] / rounds:.1f} per "
+        f"acceptance ({len(banks)} offers on the request)"
+    )
+    for what, values in times.items():
+        print(
+            f"{what}: median {percentile(values, 50) * 1000:.1f} ms, "
+            f"fastest {min(values) * 1000:.1f} ms ({len(values)} calls)"
+        )
+    print("an acceptance's statements by kind:")
+    for kind, n in kinds.most_common():
+        print(f"  {n / rounds:5.1f}  {kind}")
+
+
 def report(args: argparse.Namespace, f: Figures) -> str:
     def row(what: str, p: Phase, ceiling: Phase | None = None) -> str:
         ratios = (
@@ -574,7 +710,9 @@ def report(args: argparse.Namespace, f: Figures) -> str:
         f"{accepts.extra.get('ranking_p50', 0) * 1000:.0f} ms, p99 "
         f"{accepts.extra.get('ranking_p99', 0) * 1000:.0f} ms; "
         f"{accepts.extra.get('misranked', 0)} rankings out of order; "
-        f"{accepts.extra.get('without_offers', 0)} requests had no offer to accept.",
+        f"{accepts.extra.get('without_offers', 0)} requests had no offer to accept. "
+        f"Setup: {len(STALE)} calls right after a write still saw the state before it "
+        f"({', '.join(sorted({str(c) for c in STALE})) or 'none'}) and were repeated.",
         "",
     ]
     return "\n".join(lines)
@@ -593,11 +731,21 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=2)
     parser.add_argument("--database-url", default=None, help="a server to use instead")
     parser.add_argument("--json", action="store_true", help="also print the raw figures")
+    parser.add_argument(
+        "--statements",
+        type=int,
+        default=0,
+        metavar="N",
+        help="diagnostic instead: N requests bid on by every bank and accepted in this process, "
+        "counting SQL statements",
+    )
     parser.add_argument("--append-docs", action="store_true", help="append to docs/benchmarks.md")
     args = parser.parse_args()
     if not 1 <= args.requests <= 10_000 or not 1 <= args.banks <= 100:
         parser.error("--requests is 1…10000 and --banks 1…100")
     figures = run(args)
+    if args.statements:
+        return
     section = report(args, figures)
     print(section)
     if args.json:
