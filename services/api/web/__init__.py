@@ -23,11 +23,12 @@ def install(app: FastAPI) -> None:
         corefirm,
         financing,
         receivables,
+        regulator,
         router,
         supplier,
     )
 
     # the static files first: the pages' catch-all (an unknown /web path is the 404 page) is last
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")
-    for module in (receivables, supplier, corefirm, auditor, financing, bank, router):
+    for module in (receivables, supplier, corefirm, auditor, financing, bank, regulator, router):
         app.include_router(module.router)

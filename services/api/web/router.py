@@ -23,6 +23,8 @@ START: Final = {
     Role.core_firm: "/web/confirmations",
     Role.auditor: "/web/audit",
     Role.bank: "/web/bank/requests",  # the marketplace's pages: services.api.web.bank
+    Role.regulator: "/web/regulator",  # the cluster indicators: services.api.web.regulator
+    Role.operator: "/web/regulator",
 }
 
 
