@@ -153,3 +153,53 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
+    document_problems(app)
+
+
+# the errors in the OpenAPI document ------------------------------------------------------------
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; validation errors add ``errors``, one per field",
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+    "required": ["type", "title", "status"],
+}
+# every operation may answer these (API.md: 401 without credentials, 403 for a role that may never
+# do it, 404 for what the caller may not see, 422 naming the fields, 429 over a rate limit); a
+# write also 409 (a conflict, or an Idempotency-Key still running), 413 and 415 (its body)
+_EVERY_OPERATION = (401, 403, 404, 422, 429)
+_EVERY_WRITE = (409, 413, 415)
+
+
+def document_problems(app: FastAPI) -> None:
+    """Name in ``/openapi.json`` the problem+json answers every operation may give."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for item in schema.get("paths", {}).values():
+            for method, operation in item.items():
+                if method not in ("get", "post", "put", "patch", "delete"):
+                    continue
+                codes = _EVERY_OPERATION + (_EVERY_WRITE if method != "get" else ())
+                responses = operation.setdefault("responses", {})
+                for code in codes:
+                    entry = responses.setdefault(
+                        str(code), {"description": HTTPStatus(code).phrase}
+                    )
+                    entry["content"] = content
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
