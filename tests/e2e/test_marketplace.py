@@ -48,6 +48,8 @@ from tests.integration.invoices.intake_helpers import Party, invoice_number, new
 
 pytestmark = pytest.mark.e2e
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 FACE = Decimal("100000.00")
 DAYS = 60  # from today to the due date
 # three banks: (rule, annual rate it ends up asking for a pv debtor, tier 1)
@@ -217,6 +219,31 @@ def test_three_bots_bid_the_best_wins_is_registered_funded_repaid_and_released(
         assert [o["request_id"] for o in mine] == [request["id"]], report
         offer_of[name] = mine[0]["id"]
         assert bot.run_once().bids == []  # it bids once per request
+
+    # the bot as a command, restarted: it learns its earlier bids from the API and bids no more
+    restarted = subprocess.run(
+        [
+            str(BIN / "python"),
+            str(REPO_ROOT / "examples" / "bank_bot.py"),
+            "--api-url",
+            stack.api_url,
+            "--client-id",
+            bank_parties["steady"].org.client_id,
+            "--client-secret",
+            bank_parties["steady"].org.client_secret,
+            "--rule",
+            RULES["steady"][0],
+            "--once",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    printed = json.loads(restarted.stdout)
+    assert (printed["bids"], printed["refused"]) == ([], [])
+    assert printed["seen"] >= 1
 
     # sealed bids: a bank sees its own offer only, in the request's list and in its own
     for name, api in banks.items():
