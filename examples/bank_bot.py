@@ -513,19 +513,26 @@ class BankBot:
         ]
         if self.anchor_contract:
             command += ["--contract", self.anchor_contract]
-        result = subprocess.run(  # noqa: S603 - our own argument list, no shell
-            command,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        try:
+            result = subprocess.run(  # noqa: S603 - our own argument list, no shell
+                command,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            report = json.loads(result.stdout) if result.stdout.strip() else {}
+        except (OSError, subprocess.TimeoutExpired, ValueError) as exc:
+            check.pending.append(f"qilian verify could not run: {exc}")
+            return
+        if report.get("rpc_chain_id") is None:
+            check.pending.append(f"qilian verify: the chain did not answer {result.stderr[-300:]}")
+            return
         if result.returncode != 0:
             check.failed.append(
                 f"qilian verify failed: {result.stdout[-500:]}{result.stderr[-500:]}"
             )
             return
-        report = json.loads(result.stdout)
         count = len(report["bundles"])
         check.passed.append(f"qilian verify: {count} bundles and their histories hold on chain")
 
