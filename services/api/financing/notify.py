@@ -21,6 +21,13 @@ async def publish(
     return await webhooks.publish(session, organization_ids, event_type, data)
 
 
+async def publish_each(
+    session: AsyncSession, event_type: str, items: Iterable[tuple[str, dict[str, Any]]]
+) -> int:
+    """One event per organisation, each with its own data (each bank hears of its own offer)."""
+    return await webhooks.publish_each(session, event_type, items)
+
+
 async def to_banks(session: AsyncSession, event_type: str, data: dict[str, Any]) -> int:
     """An event every bank may know (a request opened for bids: no bank's data in it)."""
     banks = await session.execute(

@@ -548,13 +548,11 @@ async def cancel_request(
         object_type="financing_request",
         object_id=request.id,
     )
-    for offer in closed:
-        await notify.publish(
-            session,
-            [offer.bank_id],
-            "financing_request.cancelled",
-            {"request_id": request.id, "offer_id": offer.id},
-        )
+    await notify.publish_each(
+        session,
+        "financing_request.cancelled",
+        [(o.bank_id, {"request_id": request.id, "offer_id": o.id}) for o in closed],
+    )
     return request
 
 
@@ -844,10 +842,11 @@ async def accept_offer(
         "offer.accepted",
         {"request_id": request.id, "offer_id": offer.id, "financing_id": financing.id},
     )
-    for loser in losers:
-        await notify.publish(
-            session, [loser.bank_id], "offer.lost", {"request_id": request.id, "offer_id": loser.id}
-        )
+    await notify.publish_each(
+        session,
+        "offer.lost",
+        [(loser.bank_id, {"request_id": request.id, "offer_id": loser.id}) for loser in losers],
+    )
     await notify.publish(
         session,
         [request.debtor_id],
@@ -1136,13 +1135,11 @@ async def close_auction(session: AsyncSession, request_id: str) -> bool:
     await notify.publish(
         session, [request.requester_id], "financing_request.expired", {"request_id": request.id}
     )
-    for offer in closed:
-        await notify.publish(
-            session,
-            [offer.bank_id],
-            "offer.expired",
-            {"request_id": request.id, "offer_id": offer.id},
-        )
+    await notify.publish_each(
+        session,
+        "offer.expired",
+        [(o.bank_id, {"request_id": request.id, "offer_id": o.id}) for o in closed],
+    )
     return True
 
 

@@ -118,6 +118,44 @@ async def fan_out(
     return len(result.all())
 
 
+async def fan_out_each(
+    session: AsyncSession,
+    items: list[tuple[str, str, str]],
+    filters: list[str],
+    event_type: str,
+) -> int:
+    """:func:`fan_out` for many events of one type, each to one organisation (``items`` are
+    ``(organization_id, event_id, payload)``): one statement whatever their number."""
+    if not items:
+        return 0
+    orgs, event_ids, payloads = (list(column) for column in zip(*items, strict=True))
+    result = await session.execute(
+        text(
+            """
+            INSERT INTO platform.webhook_messages
+                   (id, endpoint_id, organization_id, event_id, event_type, payload)
+            SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''),
+                   e.id, e.organization_id, i.event_id, :event_type, i.payload
+              FROM unnest(CAST(:orgs AS varchar[]), CAST(:event_ids AS varchar[]),
+                          CAST(:payloads AS text[])) AS i(organization_id, event_id, payload)
+              JOIN platform.webhook_endpoints e ON e.organization_id = i.organization_id
+             WHERE e.enabled
+               AND e.event_types && CAST(:filters AS varchar[])
+            ON CONFLICT ON CONSTRAINT uq_webhook_messages_endpoint_event DO NOTHING
+            RETURNING id
+            """
+        ),
+        {
+            "orgs": orgs,
+            "event_ids": event_ids,
+            "payloads": payloads,
+            "filters": filters,
+            "event_type": event_type,
+        },
+    )
+    return len(result.all())
+
+
 async def add_message(
     session: AsyncSession,
     endpoint: WebhookEndpoint,

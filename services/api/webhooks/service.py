@@ -92,6 +92,20 @@ async def publish(
     )
 
 
+async def publish_each(
+    session: AsyncSession, event_type: str, items: Iterable[tuple[str, dict[str, Any]]]
+) -> int:
+    """Many events of one type, each for one organisation only (``(organization_id, data)``,
+    e.g. each losing bank its own ``offer.lost``), in one statement; returns how many messages."""
+    if event_type not in events.EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {event_type!r}")
+    at = utcnow()
+    rows = [(org, ids.new_id("evt"), body(event_type, data, at)) for org, data in items]
+    return await repository.fan_out_each(
+        session, rows, events.filters_matching(event_type), event_type
+    )
+
+
 # --- secrets -------------------------------------------------------------------------------
 
 
