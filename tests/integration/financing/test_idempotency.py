@@ -2,6 +2,7 @@
 first response, the same key with another request is 422, concurrent uses have one effect."""
 
 import asyncio
+from typing import Any
 
 from sqlalchemy import text
 
@@ -10,7 +11,7 @@ from tests.integration.auth.conftest import bearer, get_token
 from tests.integration.financing.market import closes_in, offer, open_request, receivable, terms
 
 
-async def _count(sql, **params):
+async def _count(sql: str, **params: Any) -> int:
     async with db.transaction() as session:
         return int((await session.execute(text(sql), params)).scalar_one())
 

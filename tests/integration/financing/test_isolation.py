@@ -2,6 +2,7 @@
 list, a count, a single read, an error, a financing, a receivable, an event or a webhook."""
 
 import json
+from typing import Any
 
 from sqlalchemy import text
 
@@ -10,7 +11,7 @@ from tests.integration.financing.market import accept, bid, offer, open_request,
 from tests.integration.receivables.lifecycle_helpers import call
 
 
-async def _endpoint(http, bank):
+async def _endpoint(http: Any, bank: Any) -> Any:
     created = await call(
         http,
         bank,
@@ -22,7 +23,7 @@ async def _endpoint(http, bank):
     return created.json()["id"]
 
 
-async def _messages(http, bank, endpoint_id):
+async def _messages(http: Any, bank: Any, endpoint_id: str) -> Any:
     response = await call(
         http, bank, "GET", f"/v1/webhook-endpoints/{endpoint_id}/messages?limit=200"
     )
@@ -30,7 +31,7 @@ async def _messages(http, bank, endpoint_id):
     return response.json()["items"]
 
 
-async def _bodies(organization_id):
+async def _bodies(organization_id: str) -> list[str]:
     """Every webhook body queued for the organisation (the exact signed payloads)."""
     async with db.transaction() as session:
         rows = await session.execute(

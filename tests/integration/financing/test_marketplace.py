@@ -2,8 +2,10 @@
 saga (answers applied as the ledger sends them), funding, repayment, default, lapse, timers."""
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlmodel import col, select
 
@@ -28,13 +30,13 @@ from tests.integration.financing.market import (
 from tests.integration.receivables.lifecycle_helpers import call, events, upload
 
 
-async def financing_of(http, party, financing_id):
+async def financing_of(http: Any, party: Any, financing_id: str) -> Any:
     response = await call(http, party, "GET", f"/v1/financings/{financing_id}")
     assert response.status_code == 200, response.text
     return response.json()
 
 
-async def registry_ops(financing_id):
+async def registry_ops(financing_id: str) -> list[tuple[str, int | None, str | None]]:
     async with db.transaction() as session:
         rows = await session.execute(
             select(RegistryOperation).where(col(RegistryOperation.financing_id) == financing_id)
@@ -42,7 +44,7 @@ async def registry_ops(financing_id):
         return [(op.action, op.reason, op.outcome) for op in rows.scalars()]
 
 
-async def outbox_payloads(topic, financing_id):
+async def outbox_payloads(topic: str, financing_id: str) -> list[Any]:
     from sqlalchemy import text
 
     async with db.transaction() as session:
@@ -483,8 +485,8 @@ async def test_a_part_registered_after_another_refused_is_released(http, market)
             session,
             {"operation_id": by_receivable[second], "action": "register", "outcome": "done"},
         )
-    ops = await registry_ops(financing["id"])
-    assert sorted(ops, key=str) == sorted(
+    answered = await registry_ops(financing["id"])
+    assert sorted(answered, key=str) == sorted(
         [("register", None, "refused"), ("register", None, "done"), ("release", 2, None)], key=str
     )
 
@@ -560,7 +562,9 @@ async def test_unpaid_past_grace_defaults_with_the_recourse_claim(http, market):
     assert (await events(http, market.supplier, rid))[-1]["type"] == "financing_defaulted"
 
 
-async def _until(condition, what, timeout=60.0):
+async def _until(
+    condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0
+) -> None:
     """Run the timers until ``condition()`` holds (generous bound: a loaded machine is slow)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -570,7 +574,7 @@ async def _until(condition, what, timeout=60.0):
         await asyncio.sleep(0.2)
 
 
-async def _state(http, party, path):
+async def _state(http: Any, party: Any, path: str) -> Any:
     return (await call(http, party, "GET", path)).json()["state"]
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ BANKS = 50
 ROUNDS = 20
 
 
-async def _headers(http, parties):
+async def _headers(http: Any, parties: list[Any]) -> list[dict[str, str]]:
     return [bearer(await get_token(http, p.org)) for p in parties]
 
 
@@ -42,7 +43,7 @@ async def _financings_of(request_id: str) -> int:
         return int(found.scalar_one())
 
 
-async def _offers(request_id, banks):
+async def _offers(request_id: str, banks: list[Any]) -> list[str]:
     """One offer per bank, through the marketplace's service in one transaction (the race under
     test is the acceptance; 50 bids over HTTP per round would only slow the test down)."""
     principals = [
@@ -71,7 +72,9 @@ async def _offers(request_id, banks):
     return offers
 
 
-async def _round(http, market, supplier_headers, banks):
+async def _round(
+    http: Any, market: Any, supplier_headers: dict[str, str], banks: list[Any]
+) -> tuple[str, str, list[int]]:
     rid = await receivable(http, market)
     created = await http.post(
         "/v1/financing-requests",

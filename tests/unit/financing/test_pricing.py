@@ -23,7 +23,15 @@ def half_even(value: Fraction, places: int) -> Fraction:
     return Fraction(floor, 10**places)
 
 
-def independent(face_minor, exponent, advance, rate, fee_minor, days, basis):
+def independent(
+    face_minor: int,
+    exponent: int,
+    advance: Decimal,
+    rate: Decimal,
+    fee_minor: int,
+    days: int,
+    basis: int,
+) -> tuple[Fraction, Fraction, Fraction, Fraction]:
     face = Fraction(face_minor, 10**exponent)
     fee = Fraction(fee_minor, 10**exponent)
     advance_amount = face * Fraction(advance)
