@@ -2,11 +2,13 @@
 regulator logs in and lands on the cluster indicators, narrowed to a core firm of the test's own
 (a receivable of 10 000.00 CNY uploaded and confirmed through the API); the table shows it, both
 charts are drawn by the vendored Chart.js from the page's JSON block (no inline script: the page's
-Content-Security-Policy would refuse one), and the early-warnings page opens from the navigation;
-no script or console error on any of them."""
+Content-Security-Policy would refuse one), and the early-warnings page opens from the navigation
+and shows the payment-terms warning the stack's beat raises about that core firm; no script or
+console error on any of them."""
 
 from __future__ import annotations
 
+import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -30,6 +32,7 @@ WORDS = {
         "outstanding": "¥10,000.00",
         "alerts": "风险预警",
         "csv": "下载这些指标（CSV）",
+        "terms": "账期超出政策",
     },
     "en": {
         "title": "Cluster indicators",
@@ -37,6 +40,7 @@ WORDS = {
         "outstanding": "CN¥10,000.00",
         "alerts": "Early warnings",
         "csv": "Download these indicators as CSV",
+        "terms": "Payment terms beyond policy",
     },
 }
 
@@ -98,6 +102,19 @@ def chart_drawn(page: Any, canvas: str) -> bool:
     return drawn
 
 
+def wait_alert(page: Any, stack: Stack, subject: str, timeout: float = 150) -> Any:
+    """Reload the warnings of the payment-terms rule until one names ``subject``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.goto(f"{stack.api_url}/web/regulator/alerts?rule=payment_terms")
+        row = page.locator(f"#alerts tr[data-subject='{subject}']")
+        if row.count() == 1:
+            return row
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no warning about {subject} in {timeout}s")
+        time.sleep(3)
+
+
 @pytest.mark.parametrize("language", ["zh_CN", "en"])
 def test_regulator_sees_the_indicators_and_their_charts(
     browser: Any, stack: Stack, shots: Shots, pages: list[Any], language: str
@@ -135,5 +152,12 @@ def test_regulator_sees_the_indicators_and_their_charts(
     page.get_by_role("link", name=words["alerts"]).click()
     page.wait_for_url(lambda url: "/web/regulator/alerts" in url)
     assert page.locator("h1").inner_text() == words["alerts"]
+    # the stack's beat evaluates the rules every minute: the receivable is due 65 days after
+    # issue, beyond the 60-day policy, so a payment-terms warning names the core firm
+    row = wait_alert(page, stack, f"core_firm:{core.party.org.id}")
+    facts = row.inner_text()
+    assert core.party.name in facts
+    assert words["terms"] in facts
+    assert "65" in row.locator("dl.facts").inner_text()
     shots(page, "alerts")
     assert not problems_of(page)
