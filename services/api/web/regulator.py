@@ -242,9 +242,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         at, alert_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(at), str(alert_id)
+        moment = datetime.fromisoformat(at)
     except (binascii.Error, ValueError, TypeError):
-        raise _bad("cursor", "invalid cursor") from None
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _bad("cursor", "invalid cursor")
+    return moment, str(alert_id)
 
 
 def _fact(key: str, value: Any, pct: Callable[..., str], formats: i18n.Formats, orgs: Any) -> Any:

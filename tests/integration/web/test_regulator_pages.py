@@ -6,6 +6,7 @@ that raised them."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -301,3 +302,6 @@ async def test_alerts_are_newest_first_and_paged(http, world, person: Login, mon
     assert pages >= 2
     forged = await viewer.client.get("/web/regulator/alerts?cursor=bm9wZQ&lang=en")
     assert forged.status_code == 422
+    naive = base64.urlsafe_b64encode(b'["2026-01-01T00:00:00","alr_x"]').decode().rstrip("=")
+    without_zone = await viewer.client.get(f"/web/regulator/alerts?cursor={naive}&lang=en")
+    assert without_zone.status_code == 422
