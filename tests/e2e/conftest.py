@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +130,12 @@ def stack(
     for name, command in {
         "api": [*uvicorn, "--port", str(api_port), "services.api.main:app"],
         "ledger": [*uvicorn, "--port", str(ledger_port), "services.ledger.main:app"],
-        "worker": [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        # a node name of its own: two stacks on one broker (test sessions side by side on a shared
+        # RabbitMQ) would otherwise both claim the exclusive celery@host pidbox queue
+        "worker": [
+            *[*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"],
+            *["-n", f"e2e-{uuid.uuid4().hex[:8]}@%h"],
+        ],
         "beat": [*celery, "beat", "--loglevel", "INFO", "--schedule", str(logs / "beat-schedule")],
     }.items():
         stack.processes[name] = Process(name, command, env, logs / f"{name}.log")
