@@ -37,7 +37,7 @@ from tests.conftest import Infra
 from tests.e2e.conftest import wait_for
 from tests.integration.invoices.intake_helpers import Party, new_party
 
-EXAMPLES = int(os.environ.get("QILIAN_FUZZ_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("QILIAN_FUZZ_EXAMPLES", "2"))
 ROLES = [r for r in Role if r.value != "guarantor"] + [Role.guarantor]
 BIN = Path(sys.executable).parent
 

@@ -52,8 +52,8 @@ from tests.integration.auth.conftest import RELAXED
 from tests.integration.financing.conftest import SHORT
 from tests.integration.invoices.intake_helpers import Party, new_party
 
-EXAMPLES = int(os.environ.get("QILIAN_MODEL_EXAMPLES", "4"))
-STEPS = int(os.environ.get("QILIAN_MODEL_STEPS", "20"))
+EXAMPLES = int(os.environ.get("QILIAN_MODEL_EXAMPLES", "3"))
+STEPS = int(os.environ.get("QILIAN_MODEL_STEPS", "15"))
 RULES = ("financed-once", "one-accepted-offer", "split-conserves")
 
 
