@@ -20,12 +20,14 @@ from tests.integration.api_fixtures import app, dispatched, http
 
 __all__ = ["app", "dispatched", "http"]
 
+# short retry gaps; timeouts long enough that a loaded machine never turns an answer into a
+# timeout (the timeout test shortens them itself)
 FAST = WebhookSettings(
     retry_schedule=[0.2, 0.4],
     jitter=0.1,
-    timeout_seconds=1.0,
-    connect_timeout_seconds=0.5,
-    lease_seconds=5.0,
+    timeout_seconds=10.0,
+    connect_timeout_seconds=5.0,
+    lease_seconds=30.0,
 )
 
 
