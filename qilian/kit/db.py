@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
@@ -68,6 +69,11 @@ async def dispose_engine() -> None:
     if _engine is not None:
         await _engine.dispose()
     _engine, _sessionmaker = None, None
+
+
+def one_of(column: str, values: type[StrEnum]) -> str:
+    """A CHECK constraint's text: ``column`` holds one of the enum's values."""
+    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
 @asynccontextmanager

@@ -36,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
+from qilian.kit.db import one_of
+
 
 class RequestState(StrEnum):
     open = "open"  # bids accepted until closes_at
@@ -91,15 +93,11 @@ class ReleaseReason(IntEnum):
     other = 4
 
 
-def _in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
 class FinancingRequest(SQLModel, table=True):
     __tablename__ = "financing_requests"
     __table_args__ = (
-        CheckConstraint(_in("state", RequestState), name="request_state_known"),
-        CheckConstraint(_in("recourse", Recourse), name="request_recourse_known"),
+        CheckConstraint(one_of("state", RequestState), name="request_state_known"),
+        CheckConstraint(one_of("recourse", Recourse), name="request_recourse_known"),
         CheckConstraint("face_value_minor > 0", name="request_face_value_positive"),
         CheckConstraint(
             "min_advance_rate IS NULL OR (min_advance_rate > 0 AND min_advance_rate <= 1)",
@@ -167,7 +165,7 @@ class FinancingRequestItem(SQLModel, table=True):
 class Offer(SQLModel, table=True):
     __tablename__ = "offers"
     __table_args__ = (
-        CheckConstraint(_in("state", OfferState), name="offer_state_known"),
+        CheckConstraint(one_of("state", OfferState), name="offer_state_known"),
         CheckConstraint("day_count IN ('ACT/360', 'ACT/365')", name="offer_day_count_known"),
         CheckConstraint("advance_rate > 0 AND advance_rate <= 1", name="offer_advance_rate_range"),
         CheckConstraint("annual_rate >= 0 AND annual_rate < 1", name="offer_annual_rate_range"),
@@ -221,7 +219,7 @@ class FinancingRecord(SQLModel, table=True):
 
     __tablename__ = "financings"
     __table_args__ = (
-        CheckConstraint(_in("state", FinancingState), name="financing_state_known"),
+        CheckConstraint(one_of("state", FinancingState), name="financing_state_known"),
         CheckConstraint(
             "advance_minor > 0 AND net_proceeds_minor > 0 AND discount_minor >= 0 "
             "AND fee_minor >= 0 AND repaid_minor >= 0 AND recourse_claim_minor >= 0",
@@ -295,7 +293,7 @@ class RegistryOperation(SQLModel, table=True):
 
     __tablename__ = "financing_registry_operations"
     __table_args__ = (
-        CheckConstraint(_in("action", RegistryAction), name="registry_action_known"),
+        CheckConstraint(one_of("action", RegistryAction), name="registry_action_known"),
         CheckConstraint(
             "outcome IS NULL OR outcome IN ('done', 'refused')", name="registry_outcome_known"
         ),

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import structlog
 from sqlalchemy import func, select, update
@@ -103,34 +103,30 @@ def field_error(field: str, message: str, where: str = "body") -> InvalidInput:
 # ---------------------------------------------------------------- reading
 
 
-async def _lock_request(session: AsyncSession, request_id: str) -> FinancingRequest | None:
+Locked = TypeVar("Locked", FinancingRequest, Offer, FinancingRecord)
+
+
+async def _lock(session: AsyncSession, model: type[Locked], key: str) -> Locked | None:
+    """The row under its lock until the transaction ends (``SELECT … FOR UPDATE``), fresh."""
     result = await session.execute(
-        select(FinancingRequest)
-        .where(col(FinancingRequest.id) == request_id)
+        select(model)
+        .where(col(model.id) == key)
         .with_for_update()
         .execution_options(populate_existing=True)
     )
     return result.scalar_one_or_none()
+
+
+async def _lock_request(session: AsyncSession, request_id: str) -> FinancingRequest | None:
+    return await _lock(session, FinancingRequest, request_id)
 
 
 async def _lock_offer(session: AsyncSession, offer_id: str) -> Offer | None:
-    result = await session.execute(
-        select(Offer)
-        .where(col(Offer.id) == offer_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    return await _lock(session, Offer, offer_id)
 
 
 async def _lock_financing(session: AsyncSession, financing_id: str) -> FinancingRecord | None:
-    result = await session.execute(
-        select(FinancingRecord)
-        .where(col(FinancingRecord.id) == financing_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return result.scalar_one_or_none()
+    return await _lock(session, FinancingRecord, financing_id)
 
 
 async def items_of(session: AsyncSession, request_id: str) -> list[FinancingRequestItem]:

@@ -31,6 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from qilian.kit.db import one_of
+
 
 class Confirmation(StrEnum):
     pending = "pending"
@@ -70,10 +72,6 @@ class DueDateSource(StrEnum):
     payment_terms = "payment_terms"  # issue date + the core firm's payment_terms_days
 
 
-def _in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
-
-
 class Receivable(SQLModel, table=True):
     """A supplier's claim on a core firm for one invoice's amount due (``rcv_…``)."""
 
@@ -86,12 +84,12 @@ class Receivable(SQLModel, table=True):
         ),
         CheckConstraint("due_date >= issue_date", name="due_not_before_issue"),
         CheckConstraint("event_seq >= 0", name="event_seq_not_negative"),
-        CheckConstraint(_in("confirmation", Confirmation), name="confirmation_known"),
-        CheckConstraint(_in("financing", Financing), name="financing_known"),
-        CheckConstraint(_in("settlement", Settlement), name="settlement_known"),
-        CheckConstraint(_in("dispute", Dispute), name="dispute_known"),
-        CheckConstraint(_in("due_date_source", DueDateSource), name="due_date_source_known"),
-        CheckConstraint(_in("holding", Holding), name="holding_known"),
+        CheckConstraint(one_of("confirmation", Confirmation), name="confirmation_known"),
+        CheckConstraint(one_of("financing", Financing), name="financing_known"),
+        CheckConstraint(one_of("settlement", Settlement), name="settlement_known"),
+        CheckConstraint(one_of("dispute", Dispute), name="dispute_known"),
+        CheckConstraint(one_of("due_date_source", DueDateSource), name="due_date_source_known"),
+        CheckConstraint(one_of("holding", Holding), name="holding_known"),
         CheckConstraint(
             "paid_minor >= 0 AND diluted_minor >= 0 AND moved_minor >= 0",
             name="amounts_not_negative",
@@ -230,7 +228,7 @@ class ReceivablePayment(SQLModel, table=True):
             "AND applied_minor + unapplied_minor = amount_minor",
             name="allocation_complete",
         ),
-        CheckConstraint(_in("kind", PaymentKind), name="kind_known"),
+        CheckConstraint(one_of("kind", PaymentKind), name="kind_known"),
         {"schema": "platform"},
     )
 
@@ -270,7 +268,7 @@ class ReceivableDispute(SQLModel, table=True):
 
     __tablename__ = "receivable_disputes"
     __table_args__ = (
-        CheckConstraint(_in("status", DisputeStatus), name="status_known"),
+        CheckConstraint(one_of("status", DisputeStatus), name="status_known"),
         CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name="resolved_when_closed"),
         Index(
             "uq_receivable_disputes_open",

@@ -43,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from qilian.kit.db import one_of
+
 
 class Party(StrEnum):
     """Who bears a share of a covered financing's loss."""
@@ -67,10 +69,6 @@ class EntryKind(StrEnum):
     claim_raised = "claim_raised"
     claim_paid = "claim_paid"
     recovery = "recovery"
-
-
-def _in(column: str, values: type[StrEnum]) -> str:
-    return f"{column} IN ({', '.join(repr(v.value) for v in values)})"
 
 
 class GuaranteeProgramme(SQLModel, table=True):
@@ -161,8 +159,8 @@ class RiskClaim(SQLModel, table=True):
 
     __tablename__ = "risk_claims"
     __table_args__ = (
-        CheckConstraint(_in("party", Party), name="claim_party_known"),
-        CheckConstraint(_in("state", ClaimState), name="claim_state_known"),
+        CheckConstraint(one_of("party", Party), name="claim_party_known"),
+        CheckConstraint(one_of("state", ClaimState), name="claim_state_known"),
         CheckConstraint(
             "amount_minor >= 0 AND loss_minor > 0 AND recovered_minor >= 0 "
             "AND recovered_minor <= amount_minor",
@@ -238,7 +236,7 @@ class LedgerEntry(SQLModel, table=True):
 
     __tablename__ = "risk_ledger_entries"
     __table_args__ = (
-        CheckConstraint(_in("kind", EntryKind), name="entry_kind_known"),
+        CheckConstraint(one_of("kind", EntryKind), name="entry_kind_known"),
         UniqueConstraint("seq", name="uq_risk_ledger_entries_seq"),
         Index("ix_risk_ledger_entries_financing", "financing_id"),
         {"schema": "platform"},
