@@ -94,7 +94,7 @@ async def _present(
             await session.execute(select(Organization).where(col(Organization.id).in_(debtor_ids)))
         ).scalars()
     }
-    items = {r.id: await service.items_of(session, r.id) for r in rows}
+    items = await service.items_of_many(session, [r.id for r in rows])
     receivable_ids = [i.receivable_id for its in items.values() for i in its]
     receivables = {
         rv.id: rv

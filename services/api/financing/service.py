@@ -46,9 +46,9 @@ from services.api.financing.models import (
     ReleaseReason,
     RequestState,
 )
-from services.api.financing.settings import FinancingSettings
+from services.api.financing.settings import FinancingSettings, get_financing_settings
 from services.api.invoices.models import Invoice
-from services.api.organizations.models import Organization, Role
+from services.api.organizations.models import Role
 from services.api.receivables import lifecycle, repository
 from services.api.receivables import service as receivables
 from services.api.receivables.models import (
@@ -57,6 +57,7 @@ from services.api.receivables.models import (
     Financing,
     Holding,
     Receivable,
+    ReceivablePayment,
     Settlement,
 )
 from services.api.risk import service as risk  # risk sharing: cover and claims hooks
@@ -127,6 +128,21 @@ async def _lock_offer(session: AsyncSession, offer_id: str) -> Offer | None:
 
 async def _lock_financing(session: AsyncSession, financing_id: str) -> FinancingRecord | None:
     return await _lock(session, FinancingRecord, financing_id)
+
+
+async def items_of_many(
+    session: AsyncSession, request_ids: Sequence[str]
+) -> dict[str, list[FinancingRequestItem]]:
+    """The items of several requests in one query, by request, each in receivable order."""
+    result = await session.execute(
+        select(FinancingRequestItem)
+        .where(col(FinancingRequestItem.request_id).in_(request_ids))
+        .order_by(col(FinancingRequestItem.receivable_id))
+    )
+    by_request: dict[str, list[FinancingRequestItem]] = {r: [] for r in request_ids}
+    for item in result.scalars():
+        by_request[item.request_id].append(item)
+    return by_request
 
 
 async def items_of(session: AsyncSession, request_id: str) -> list[FinancingRequestItem]:
@@ -993,8 +1009,6 @@ async def apply_registry_result(session: AsyncSession, result: dict[str, Any]) -
 
 
 def _settings() -> FinancingSettings:
-    from services.api.financing.settings import get_financing_settings
-
     return get_financing_settings()
 
 
@@ -1192,8 +1206,6 @@ async def lapse(session: AsyncSession, financing_id: str) -> bool:
 
 
 async def _paid_to(session: AsyncSession, financing: FinancingRecord) -> int:
-    from services.api.receivables.models import ReceivablePayment
-
     receivable_ids = await _financing_receivables(session, financing)
     total = await session.execute(
         select(func.coalesce(func.sum(col(ReceivablePayment.applied_minor)), 0)).where(
@@ -1336,7 +1348,3 @@ __all__ = [
     "settle",
     "withdraw_offer",
 ]
-
-
-def organizations_named(session: AsyncSession, org_ids: Iterable[str]) -> Any:
-    return select(Organization).where(col(Organization.id).in_(list(org_ids)))
