@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -93,15 +94,62 @@ def backlog(stack: MarketStack) -> dict[str, int]:
         return {"database": 1, type(exc).__name__: 1}
 
 
+# what the timers will still do on their own: an auction still open closes (its receivables
+# return to the market, a receivable event each), an offer past its expiry expires, a funded
+# financing whose receivables are all paid settles (events again)
+PENDING_TIMERS = {
+    "auctions open": "SELECT count(*) FROM platform.financing_requests WHERE state = 'open'",
+    "offers past expiry": "SELECT count(*) FROM platform.offers"
+    " WHERE state = 'active' AND expires_at <= now()",
+    "financings to settle": "SELECT count(*) FROM platform.financings f WHERE f.state = 'funded'"
+    " AND NOT EXISTS (SELECT 1 FROM platform.financing_request_items i"
+    " JOIN platform.receivables r ON r.id = i.receivable_id"
+    " WHERE i.request_id = f.request_id AND r.settlement <> 'paid')",
+}
+# the stack is still when nothing is on its way and the newest outbox row, batch and registry
+# operation stay the same for this long
+QUIET_SECONDS = 3.0
+MOVEMENT = (
+    "SELECT (SELECT count(*) FROM platform.outbox), (SELECT count(*) FROM ledger.batches),"
+    " (SELECT count(*) FROM ledger.registry_operations),"
+    " (SELECT count(*) FROM platform.receivable_events)"
+)
+
+
 def wait_drained(stack: MarketStack, bound: float) -> float:
+    """Wait until the stack is still: the backlog empty, no timer left to fire, and nothing new
+    for ``QUIET_SECONDS``. The checker reads the database and the chain in several queries; on a
+    stack still moving (an auction closing as it reads) it would report the movement as a loss.
+    The time returned is the drain's: from the call until the backlog was first empty."""
     started = time.monotonic()
     left: dict[str, int] = {}
-    while time.monotonic() - started < bound:
+    drained: float | None = None
+    still: tuple[float, Any] | None = None
+    while time.monotonic() - started < bound + QUIET_SECONDS:
         left = backlog(stack)
         if not any(left.values()):
-            return time.monotonic() - started
+            if drained is None:
+                drained = time.monotonic() - started
+            left = pending_timers(stack)
+        if any(left.values()):
+            still = None
+        else:
+            at = time.monotonic()
+            seen = stack.rows(MOVEMENT)[0]
+            if still is None or still[1] != seen:
+                still = (at, seen)
+            elif at - still[0] >= QUIET_SECONDS:
+                assert drained is not None
+                return drained
         time.sleep(0.5)
     raise AssertionError(f"not drained within {bound}s: {left}")
+
+
+def pending_timers(stack: MarketStack) -> dict[str, int]:
+    try:
+        return {name: int(stack.scalar(sql)) for name, sql in PENDING_TIMERS.items()}
+    except Exception as exc:  # the database is still recovering
+        return {"database": 1, type(exc).__name__: 1}
 
 
 def heal_all(stack: MarketStack) -> None:
