@@ -11,16 +11,26 @@ resolves the caller's principal (keys are scoped per principal) and claims
   (a first request that never finished — its process died — is abandoned after a lease, and the
   key is taken over by the next attempt).
 Requests without valid credentials pass through (the endpoint answers 401).
+
+The answer is stored *before* it is sent, so a client that has an answer can always have it
+again. The one window left — the process dies after the request's transaction commits and
+before the answer is stored — is closed by a mark written *inside* that transaction
+(``committed_at``, by a ``before_commit`` listener on the sessions of the request): a key whose
+request committed is never run again, even after the lease; a retry is told, with 409
+``idempotency-outcome-lost``, that the effect stands and the resource is to be read instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+import structlog
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
 from sqlmodel import col
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -37,6 +47,29 @@ HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _KEPT_HEADERS = ("content-type", "location", "cache-control")
+
+log = structlog.get_logger(__name__)
+
+# the (principal, key) whose request runs in this context; its transactions mark the key
+_running: ContextVar[tuple[str, str] | None] = ContextVar("idempotency_running", default=None)
+
+
+class OutcomeLost(Conflict):
+    slug, title = "idempotency-outcome-lost", "Outcome of the first request lost"
+
+
+@event.listens_for(Session, "before_commit")
+def _mark_committed(session: Session) -> None:
+    """Inside the request's own transaction: the key's effect is about to be committed."""
+    running = _running.get()
+    if running is None:
+        return
+    principal, key = running
+    session.execute(
+        update(IdempotencyRecord)
+        .where(col(IdempotencyRecord.principal) == principal, col(IdempotencyRecord.key) == key)
+        .values(committed_at=datetime.now(UTC))
+    )
 
 
 def request_hash(method: str, path: str, query: bytes, body: bytes) -> str:
@@ -125,7 +158,12 @@ class IdempotencyMiddleware:
             if (
                 record is None
                 or (created is not None and created < expired)
-                or (record.completed_at is None and created is not None and created < abandoned)
+                or (
+                    record.completed_at is None
+                    and record.committed_at is None
+                    and created is not None
+                    and created < abandoned
+                )
             ):
                 # expired, released meanwhile, or its first request died: this one takes it over
                 await session.execute(
@@ -150,6 +188,13 @@ class IdempotencyMiddleware:
                     "this Idempotency-Key was used with a different request",
                     extra={"idempotency_key": key},
                 )
+            if record.completed_at is None and record.committed_at is not None:
+                raise OutcomeLost(
+                    "the first request with this Idempotency-Key was carried out, but the service"
+                    " stopped before its answer was stored; it is not run again: read the"
+                    " resource to see its outcome",
+                    extra={"idempotency_key": key},
+                )
             if record.completed_at is None or record.response_body is None:
                 raise Conflict(
                     "a request with this Idempotency-Key is still being processed; retry later",
@@ -166,48 +211,56 @@ class IdempotencyMiddleware:
     async def _run_and_store(
         self, scope: Scope, receive: Receive, send: Send, request: Request, principal: str, key: str
     ) -> None:
+        """Run the request with its answer held back; store the answer, then send it."""
         status = 500
         kept: dict[str, str] = {}
-        chunks: list[bytes] = []
+        held: list[Message] = []
 
-        async def capture(message: Message) -> None:
+        async def hold(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 for name, value in Headers(raw=message.get("headers", [])).items():
                     if name.lower() in _KEPT_HEADERS:
                         kept[name.lower()] = value
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-            await send(message)
+            held.append(message)
 
         where = (col(IdempotencyRecord.principal) == principal, col(IdempotencyRecord.key) == key)
+        running = _running.set((principal, key))
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, receive, hold)
         except BaseException:
+            _running.reset(running)
             async with db.transaction() as session:
                 await session.execute(delete(IdempotencyRecord).where(*where))
             raise
-        async with db.transaction() as session:
-            if status == 429 or status >= 500:
-                await session.execute(delete(IdempotencyRecord).where(*where))
-                return
-            sealed = keys.seal(
-                platform_settings(request).secret_key,
-                b"idempotency",
-                b"".join(chunks),
-                _associated(principal, key),
-            )
-            await session.execute(
-                update(IdempotencyRecord)
-                .where(*where)
-                .values(
-                    status_code=status,
-                    response_headers=kept,
-                    response_body=sealed,
-                    completed_at=datetime.now(UTC),
-                )
-            )
+        _running.reset(running)
+        body = b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+        try:
+            async with db.transaction() as session:
+                if status == 429 or status >= 500:
+                    await session.execute(delete(IdempotencyRecord).where(*where))
+                else:
+                    sealed = keys.seal(
+                        platform_settings(request).secret_key,
+                        b"idempotency",
+                        body,
+                        _associated(principal, key),
+                    )
+                    await session.execute(
+                        update(IdempotencyRecord)
+                        .where(*where)
+                        .values(
+                            status_code=status,
+                            response_headers=kept,
+                            response_body=sealed,
+                            completed_at=datetime.now(UTC),
+                        )
+                    )
+        except Exception as exc:  # the answer is the caller's still: its effect is committed
+            log.warning("idempotency_answer_not_stored", key=key, error=repr(exc))
+        for message in held:
+            await send(message)
 
 
 def _associated(principal: str, key: str) -> bytes:

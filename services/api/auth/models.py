@@ -162,6 +162,9 @@ class IdempotencyRecord(SQLModel, table=True):
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
     completed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # set inside the first request's own transaction: its effect is committed even when its
+    # answer was never stored (the process died in between), so the key is not run again
+    committed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class RateLimitCounter(SQLModel, table=True):

@@ -4,13 +4,14 @@ is 422; a replay while the first request runs is 409; one principal's keys never
 import asyncio
 import uuid
 
+import httpx
 from sqlalchemy import select
 from sqlmodel import col
 
 from qilian.kit import db
 from services.api.auth.models import IdempotencyRecord
 from services.api.organizations.models import Role
-from tests.integration.auth.conftest import bearer, get_token
+from tests.integration.auth.conftest import bearer, client_for, get_token
 
 
 async def _clients(http, token, org_id) -> list[str]:
@@ -137,3 +138,70 @@ async def test_a_first_request_that_never_finished_is_taken_over_after_its_lease
         f"/v1/organizations/{target.id}/clients", headers=bearer(token) | {"Idempotency-Key": key}
     )
     assert response.status_code == 201, response.text
+
+
+async def test_the_answer_is_stored_before_it_is_sent(app, make_org):
+    """Whoever holds an answer can have it again: by the time the first byte of the answer
+    leaves the api, the stored copy is committed."""
+    operator, target = await make_org(Role.operator), await make_org(Role.bank)
+    async with client_for(app) as http:
+        token = await get_token(http, operator)
+    key = str(uuid.uuid4())
+    stored_when_sent: list[bool] = []
+
+    async def watching(scope, receive, send):
+        async def send_and_look(message):
+            if message["type"] == "http.response.start":
+                async with db.transaction() as session:
+                    record = await session.get(
+                        IdempotencyRecord, (f"client:{operator.client_id}", key)
+                    )
+                    stored_when_sent.append(record is not None and record.completed_at is not None)
+            await send(message)
+
+        await app(scope, receive, send_and_look)
+
+    transport = httpx.ASGITransport(app=watching, client=("127.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://test") as http:
+        response = await http.post(
+            f"/v1/organizations/{target.id}/clients",
+            headers=bearer(token) | {"Idempotency-Key": key},
+        )
+    assert response.status_code == 201
+    assert stored_when_sent == [True]
+
+
+async def test_a_committed_request_whose_answer_was_lost_is_not_run_again(
+    http, make_org, monkeypatch
+):
+    """The api dies after the request's transaction commits and before its answer is stored
+    (here: storing the answer fails). The mark written in the request's own transaction keeps a
+    retry — even after the lease — from running it a second time."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.api.auth import idempotency
+
+    operator, target = await make_org(Role.operator), await make_org(Role.bank)
+    token = await get_token(http, operator)
+    headers = bearer(token) | {"Idempotency-Key": str(uuid.uuid4())}
+    before = len(await _clients(http, token, target.id))
+
+    def lost(*args, **kwargs):
+        raise ConnectionResetError("the api died before storing the answer")
+
+    monkeypatch.setattr(idempotency.keys, "seal", lost)
+    first = await http.post(f"/v1/organizations/{target.id}/clients", headers=headers)
+    assert first.status_code == 201  # the effect is committed and the answer still sent
+    monkeypatch.undo()
+    principal = f"client:{operator.client_id}"
+    async with db.transaction() as session:
+        record = await session.get(IdempotencyRecord, (principal, headers["Idempotency-Key"]))
+        assert record is not None
+        assert record.committed_at is not None and record.completed_at is None
+        record.created_at = datetime.now(UTC) - timedelta(hours=1)  # well past the lease
+        session.add(record)
+
+    retry = await http.post(f"/v1/organizations/{target.id}/clients", headers=headers)
+    assert retry.status_code == 409, retry.text
+    assert retry.json()["type"].endswith("idempotency-outcome-lost")
+    assert len(await _clients(http, token, target.id)) == before + 1  # one effect, not two

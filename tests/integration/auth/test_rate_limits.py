@@ -3,6 +3,9 @@
 import asyncio
 import uuid
 
+import pytest
+
+from services.api.auth import ratelimit
 from services.api.auth.settings import AuthSettings
 from services.api.main import create_app
 from services.api.organizations.models import Role
@@ -120,3 +123,61 @@ async def test_many_concurrent_writes_do_not_starve_the_connection_pool(http, ma
         timeout=25,
     )
     assert [r.status_code for r in responses] == [201] * 40
+
+
+async def test_a_count_whose_request_is_cancelled_still_commits_and_leaves_no_lock(app):
+    """The request is cancelled (its client gone, a timeout) as the counter's upsert goes out:
+    the count still runs to its commit (a request cut off is still counted — else cancelling
+    would be a way round the limit), no connection is left idle in transaction on the bucket's
+    row, and the next count goes through."""
+    from sqlalchemy import event, text
+
+    bucket = f"test:cancel:{uuid.uuid4().hex}"
+    engine = ratelimit._engine()
+    request: dict[str, asyncio.Task[None]] = {}
+
+    def cancel_at_upsert(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "rate_limit_counters" in statement and bucket in str(parameters):
+            request["task"].cancel()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", cancel_at_upsert)
+    try:
+        request["task"] = asyncio.create_task(ratelimit.hit(ratelimit.Limit(bucket, 100, HOUR)))
+        with pytest.raises(asyncio.CancelledError):
+            await request["task"]
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", cancel_at_upsert)
+    await asyncio.wait_for(ratelimit.hit(ratelimit.Limit(bucket, 100, HOUR)), timeout=10)
+    async with engine.connect() as conn:
+        hits = await conn.scalar(
+            text("SELECT hits FROM platform.rate_limit_counters WHERE bucket = :b"), {"b": bucket}
+        )
+        idle = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'"
+                " AND application_name = 'qilian-ratelimit'"
+            )
+        )
+    assert hits == 2  # the cancelled request was counted too
+    assert idle == 0
+
+
+async def test_a_bucket_locked_elsewhere_lets_the_request_through_after_the_lock_timeout(app):
+    """A bucket's row held by a transaction that never ends (a stuck replica): the count gives up
+    after the lock timeout and the request is served instead of queueing for ever."""
+    from sqlalchemy import text
+
+    bucket = f"test:stuck:{uuid.uuid4().hex}"
+    await ratelimit.hit(ratelimit.Limit(bucket, 100, HOUR))
+    engine = ratelimit._engine()
+    async with engine.connect() as holder:
+        await holder.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        await holder.execute(
+            text("SELECT 1 FROM platform.rate_limit_counters WHERE bucket = :b FOR UPDATE"),
+            {"b": bucket},
+        )
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(ratelimit.hit(ratelimit.Limit(bucket, 100, HOUR)), timeout=30)
+        waited = asyncio.get_running_loop().time() - started
+        await holder.rollback()
+    assert waited >= ratelimit._LOCK_MS / 1000 * 0.9  # it did wait for the lock, then gave up
