@@ -14,9 +14,7 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from pydantic import ValidationError
 
-from qilian.kit.errors import NotFound, QilianError
 from qilian.kit.money import Money
 from services.api.auth.dependencies import Session
 from services.api.receivables import lifecycle
@@ -29,12 +27,11 @@ from services.api.receivables.lifecycle_schemas import (
 from services.api.receivables.schemas import ReceivablePublic
 from services.api.receivables.settings import ReceivableSettings
 from services.api.web import repository as web_repository
-from services.api.web.receivables import render_detail
+from services.api.web.receivables import submit_detail_form
 from services.api.web.rendering import (
     FormErrors,
     PageRoute,
     from_problem,
-    from_validation,
     redirect,
     render,
     t,
@@ -110,6 +107,9 @@ async def bulk_confirm(
     )
 
 
+_SIGNATURE_REASONS = ("signature_required", "signature_invalid", "signature_mismatch")
+
+
 @router.post("/receivables/{receivable_id}/confirm", response_class=HTMLResponse)
 async def confirm(
     receivable_id: str,
@@ -120,31 +120,18 @@ async def confirm(
 ) -> Any:
     form = await request.form()
     values = {"signature": str(form.get("signature") or "").strip()}
-    try:
+
+    async def act() -> None:
         body = ConfirmRequest.model_validate({"signature": values["signature"] or None})
-        async with session.begin_nested():
-            await lifecycle.confirm(session, principal, receivable_id, body.signature, domain)
-    except ValidationError as exc:
-        return await render_detail(
-            request, session, principal, receivable_id, form="confirm",
-            errors=from_validation(exc, request=request), values=values, status_code=422,
-        )  # fmt: skip
-    except QilianError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        errors = from_problem(
-            exc,
-            ["signature"],
-            by_reason={
-                "signature_required": "signature",
-                "signature_invalid": "signature",
-                "signature_mismatch": "signature",
-            },
-        )
-        return await render_detail(
-            request, session, principal, receivable_id, form="confirm", errors=errors,
-            values=values, status_code=exc.status,
-        )  # fmt: skip
+        await lifecycle.confirm(session, principal, receivable_id, body.signature, domain)
+
+    signature = {r: "signature" for r in _SIGNATURE_REASONS}
+    done = await submit_detail_form(
+        request, session, principal, receivable_id, "confirm", values, act,
+        refused=lambda exc: from_problem(exc, ["signature"], by_reason=signature),
+    )  # fmt: skip
+    if isinstance(done, HTMLResponse):
+        return done
     back = form.get("back")
     if back == "queue":
         return redirect(f"/web/confirmations?done=confirm&id={receivable_id}")
@@ -157,22 +144,17 @@ async def reject(
 ) -> Any:
     form = await request.form()
     values = {"reason": str(form.get("reason") or "").strip()}
-    try:
+
+    async def act() -> None:
         body = RejectRequest.model_validate(values)
-        async with session.begin_nested():
-            await lifecycle.reject(session, principal, receivable_id, body.reason)
-    except ValidationError as exc:
-        return await render_detail(
-            request, session, principal, receivable_id, form="reject",
-            errors=from_validation(exc, request=request), values=values, status_code=422,
-        )  # fmt: skip
-    except QilianError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        return await render_detail(
-            request, session, principal, receivable_id, form="reject",
-            errors=from_problem(exc, ["reason"]), values=values, status_code=exc.status,
-        )  # fmt: skip
+        await lifecycle.reject(session, principal, receivable_id, body.reason)
+
+    done = await submit_detail_form(
+        request, session, principal, receivable_id, "reject", values, act,
+        refused=lambda exc: from_problem(exc, ["reason"]),
+    )  # fmt: skip
+    if isinstance(done, HTMLResponse):
+        return done
     return redirect(f"/web/receivables/{receivable_id}?done=reject")
 
 
@@ -187,7 +169,8 @@ async def record_payment(
         "reference": str(form.get("reference") or "").strip(),
         "final": "true" if form.get("final") else "",
     }
-    try:
+
+    async def act() -> None:
         body = PaymentRequest.model_validate(
             {
                 "amount": values["amount"],
@@ -196,29 +179,19 @@ async def record_payment(
                 "final": bool(values["final"]),
             }
         )
-        async with session.begin_nested():
-            await lifecycle.record_payment(
-                session,
-                principal,
-                receivable_id,
-                body.amount,
-                body.paid_at,
-                body.reference,
-                body.final,
-            )
-    except ValidationError as exc:
-        return await render_detail(
-            request, session, principal, receivable_id, form="payment",
-            errors=from_validation(exc, request=request), values=values, status_code=422,
+        await lifecycle.record_payment(
+            session, principal, receivable_id, body.amount, body.paid_at, body.reference,
+            body.final,
         )  # fmt: skip
-    except QilianError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        errors = from_problem(exc, ["amount", "paid_at", "reference"], default="amount")
-        return await render_detail(
-            request, session, principal, receivable_id, form="payment", errors=errors,
-            values=values, status_code=exc.status,
-        )  # fmt: skip
+
+    done = await submit_detail_form(
+        request, session, principal, receivable_id, "payment", values, act,
+        refused=lambda exc: from_problem(
+            exc, ["amount", "paid_at", "reference"], default="amount"
+        ),
+    )  # fmt: skip
+    if isinstance(done, HTMLResponse):
+        return done
     return redirect(f"/web/receivables/{receivable_id}?done=payment")
 
 

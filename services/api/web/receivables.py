@@ -8,15 +8,17 @@ organisation's receivable is the 404 page.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from qilian.kit.errors import InvalidInput
+from qilian.kit.errors import InvalidInput, NotFound, QilianError
 from services.api.auth.dependencies import Session
 from services.api.auth.models import Principal
 from services.api.auth.pagination import paginate
@@ -33,7 +35,7 @@ from services.api.receivables.models import (
 from services.api.receivables.router import ledger_client
 from services.api.receivables.schemas import ReceivablePublic
 from services.api.web import repository as web_repository
-from services.api.web.rendering import FormErrors, PageRoute, render
+from services.api.web.rendering import FormErrors, PageRoute, from_validation, render
 from services.api.web.session import PagePrincipal
 
 router = APIRouter(prefix="/web", route_class=PageRoute, include_in_schema=False)
@@ -176,6 +178,39 @@ async def render_detail(
         values=values or {},
         done=request.query_params.get("done"),
     )
+
+
+Acted = TypeVar("Acted")
+
+
+async def submit_detail_form(
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    receivable_id: str,
+    form: str,
+    values: dict[str, Any],
+    act: Callable[[], Awaitable[Acted]],
+    refused: Callable[[QilianError], FormErrors],
+    invalid: Callable[[FormErrors], FormErrors] = lambda errors: errors,
+) -> Acted | HTMLResponse:
+    """Run one form of a receivable's page: ``act`` validates its body and acts, in a savepoint.
+    Refused, the page comes back with that form open, its values and its errors — 422 for invalid
+    input (``invalid`` may regroup the fields), the problem's status and ``refused``'s errors for
+    a domain refusal; a receivable the caller may not see stays the 404 page."""
+    try:
+        async with session.begin_nested():
+            return await act()
+    except ValidationError as exc:
+        errors, status = invalid(from_validation(exc, request=request)), 422
+    except NotFound:
+        raise
+    except QilianError as exc:
+        errors, status = refused(exc), exc.status
+    return await render_detail(
+        request, session, principal, receivable_id, form=form, errors=errors, values=values,
+        status_code=status,
+    )  # fmt: skip
 
 
 @router.get("/receivables/{receivable_id}", response_class=HTMLResponse)

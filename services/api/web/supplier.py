@@ -14,7 +14,6 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
-from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from qilian.kit.errors import NotFound, QilianError
@@ -31,12 +30,11 @@ from services.api.receivables import lifecycle
 from services.api.receivables.lifecycle_router import receivable_settings
 from services.api.receivables.lifecycle_schemas import RejectRequest, SplitRequest, TransferRequest
 from services.api.receivables.settings import ReceivableSettings
-from services.api.web.receivables import render_detail
+from services.api.web.receivables import submit_detail_form
 from services.api.web.rendering import (
     FormErrors,
     PageRoute,
     from_problem,
-    from_validation,
     is_fragment,
     redirect,
     render,
@@ -199,27 +197,20 @@ async def split(
     form = await request.form()
     text = str(form.get("parts") or "")
     values = {"parts": text}
-    try:
+
+    async def act() -> None:
         body = SplitRequest.model_validate({"parts": _amounts(text)})
-        async with session.begin_nested():
-            await lifecycle.split(
-                session, principal, receivable_id, [p.amount for p in body.parts], config
-            )
-    except ValidationError as exc:
-        errors = from_validation(exc, request=request)
-        errors = FormErrors(fields={"parts": next(iter(errors.fields.values()))})
-        return await render_detail(
-            request, session, principal, receivable_id, form="split", errors=errors,
-            values=values, status_code=422,
-        )  # fmt: skip
-    except QilianError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        errors = from_problem(exc, ["parts"], default="parts")
-        return await render_detail(
-            request, session, principal, receivable_id, form="split", errors=errors,
-            values=values, status_code=exc.status,
-        )  # fmt: skip
+        await lifecycle.split(
+            session, principal, receivable_id, [p.amount for p in body.parts], config
+        )
+
+    done = await submit_detail_form(
+        request, session, principal, receivable_id, "split", values, act,
+        refused=lambda exc: from_problem(exc, ["parts"], default="parts"),
+        invalid=lambda errors: FormErrors(fields={"parts": next(iter(errors.fields.values()))}),
+    )  # fmt: skip
+    if isinstance(done, HTMLResponse):
+        return done
     return redirect(f"/web/receivables/{receivable_id}?done=split")
 
 
@@ -236,32 +227,28 @@ async def transfer(
         "to_organization_id": str(form.get("to_organization_id") or ""),
         "amount": str(form.get("amount") or "").strip(),
     }
-    try:
+
+    async def act() -> lifecycle.TransferOutcome:
         body = TransferRequest.model_validate(
             {"to_organization_id": values["to_organization_id"], "amount": values["amount"] or None}
         )
-        async with session.begin_nested():
-            outcome = await lifecycle.transfer(
-                session, principal, receivable_id, body.to_organization_id, body.amount, config
-            )
-    except ValidationError as exc:
-        return await render_detail(
-            request, session, principal, receivable_id, form="transfer",
-            errors=from_validation(exc, request=request), values=values, status_code=422,
-        )  # fmt: skip
-    except QilianError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        errors = from_problem(
+        return await lifecycle.transfer(
+            session, principal, receivable_id, body.to_organization_id, body.amount, config
+        )
+
+    def refused(exc: QilianError) -> FormErrors:
+        return from_problem(
             exc,
             ["to_organization_id", "amount"],
             by_reason={"amount_exceeds_open_amount": "amount", "too_deep": "amount"},
             default="amount" if "amount" in exc.detail else "to_organization_id",
         )
-        return await render_detail(
-            request, session, principal, receivable_id, form="transfer", errors=errors,
-            values=values, status_code=exc.status,
-        )  # fmt: skip
+
+    outcome = await submit_detail_form(
+        request, session, principal, receivable_id, "transfer", values, act, refused
+    )
+    if isinstance(outcome, HTMLResponse):
+        return outcome
     return redirect(f"/web/receivables/{receivable_id}?done=transfer&part={outcome.transferred.id}")
 
 
@@ -271,20 +258,15 @@ async def cancel(
 ) -> Any:
     form = await request.form()
     values = {"reason": str(form.get("reason") or "").strip()}
-    try:
+
+    async def act() -> None:
         body = RejectRequest.model_validate(values)
-        async with session.begin_nested():
-            await lifecycle.cancel(session, principal, receivable_id, body.reason)
-    except ValidationError as exc:
-        return await render_detail(
-            request, session, principal, receivable_id, form="cancel",
-            errors=from_validation(exc, request=request), values=values, status_code=422,
-        )  # fmt: skip
-    except QilianError as exc:
-        if isinstance(exc, NotFound):
-            raise
-        return await render_detail(
-            request, session, principal, receivable_id, form="cancel",
-            errors=from_problem(exc, ["reason"]), values=values, status_code=exc.status,
-        )  # fmt: skip
+        await lifecycle.cancel(session, principal, receivable_id, body.reason)
+
+    done = await submit_detail_form(
+        request, session, principal, receivable_id, "cancel", values, act,
+        refused=lambda exc: from_problem(exc, ["reason"]),
+    )  # fmt: skip
+    if isinstance(done, HTMLResponse):
+        return done
     return redirect(f"/web/receivables/{receivable_id}?done=cancel")
