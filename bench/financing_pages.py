@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import statistics
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,61 +25,30 @@ import httpx
 
 from bench.common import machine
 from bench.ingest import percentile
-from bench.pages import PASSWORD, Row, with_database
+from bench.pages import PASSWORD, Row, make_people, token, with_database
 
 SUPPLIER_VAT, CORE_VAT = "DE811907981", "DE136695977"
 
 
 async def _people() -> dict[str, tuple[str, str, str]]:
     """role key → (org id, username, client id:secret)."""
-    from qilian.kit import db
-    from services.api.audit import service as audit
-    from services.api.auth import service as auth_service
-    from services.api.organizations import service as org_service
-    from services.api.organizations.models import Cluster, OrganizationBase, Role
-
-    made: dict[str, tuple[str, str, str]] = {}
-    async with db.transaction() as session:
-        for key, role, vat in [
-            ("supplier", Role.supplier, SUPPLIER_VAT),
-            ("core_firm", Role.core_firm, CORE_VAT),
-            ("bank_1", Role.bank, "BANK-1"),
-            ("bank_2", Role.bank, "BANK-2"),
-            ("bank_3", Role.bank, "BANK-3"),
-        ]:
-            org = await org_service.register(
-                session,
-                OrganizationBase(
-                    name=f"Bench {key}",
-                    role=role,
-                    tax_id=vat,
-                    tax_scheme="BENCH",
-                    cluster=Cluster.pv if role == Role.core_firm else None,
-                ),
-            )
-            username = f"bench-{key}-{uuid.uuid4().hex[:6]}"
-            await auth_service.create_user(session, audit.SYSTEM, org.id, username, PASSWORD)
-            issued = await auth_service.issue_client(session, audit.SYSTEM, org.id)
-            made[key] = (org.id, username, f"{issued.client_id}:{issued.client_secret}")
-    return made
-
-
-async def _token(http: httpx.AsyncClient, client: str) -> dict[str, str]:
-    client_id, secret = client.split(":", 1)
-    answer = await http.post(
-        "/v1/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    return await make_people(
+        [
+            ("supplier", "supplier", SUPPLIER_VAT),
+            ("core_firm", "core_firm", CORE_VAT),
+            ("bank_1", "bank", "BANK-1"),
+            ("bank_2", "bank", "BANK-2"),
+            ("bank_3", "bank", "BANK-3"),
+        ]
     )
-    answer.raise_for_status()
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 async def _market(http: httpx.AsyncClient, people: dict[str, Any], count: int) -> dict[str, str]:
     from tests.unit.invoices.samples import ubl_invoice
 
-    supplier = await _token(http, people["supplier"][2])
-    core = await _token(http, people["core_firm"][2])
-    banks = [await _token(http, people[f"bank_{i}"][2]) for i in (1, 2, 3)]
+    supplier = await token(http, people["supplier"][2])
+    core = await token(http, people["core_firm"][2])
+    banks = [await token(http, people[f"bank_{i}"][2]) for i in (1, 2, 3)]
     today = date.today()
     ids = []
     for i in range(count + 20):

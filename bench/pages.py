@@ -53,8 +53,9 @@ class Row:
     size: int
 
 
-async def _people() -> dict[str, tuple[str, str, str]]:
-    """Organisations with one person and one client each: role → (org id, username, client)."""
+async def make_people(parties: list[tuple[str, str, str]]) -> dict[str, tuple[str, str, str]]:
+    """Organisations with one person and one client each, from (key, role, tax id):
+    key → (org id, username, client id:secret)."""
     from qilian.kit import db
     from services.api.audit import service as audit
     from services.api.auth import service as auth_service
@@ -63,12 +64,8 @@ async def _people() -> dict[str, tuple[str, str, str]]:
 
     made: dict[str, tuple[str, str, str]] = {}
     async with db.transaction() as session:
-        for key, role, vat in [
-            ("supplier", Role.supplier, SUPPLIER_VAT),
-            ("receiver", Role.supplier, RECEIVER_VAT),
-            ("core_firm", Role.core_firm, CORE_VAT),
-            ("auditor", Role.auditor, "AUDIT-1"),
-        ]:
+        for key, role_name, vat in parties:
+            role = Role(role_name)
             org = await org_service.register(
                 session,
                 OrganizationBase(
@@ -86,7 +83,18 @@ async def _people() -> dict[str, tuple[str, str, str]]:
     return made
 
 
-async def _token(http: httpx.AsyncClient, client: str) -> dict[str, str]:
+async def _people() -> dict[str, tuple[str, str, str]]:
+    return await make_people(
+        [
+            ("supplier", "supplier", SUPPLIER_VAT),
+            ("receiver", "supplier", RECEIVER_VAT),
+            ("core_firm", "core_firm", CORE_VAT),
+            ("auditor", "auditor", "AUDIT-1"),
+        ]
+    )
+
+
+async def token(http: httpx.AsyncClient, client: str) -> dict[str, str]:
     client_id, secret = client.split(":", 1)
     answer = await http.post(
         "/v1/oauth/token",
@@ -99,8 +107,8 @@ async def _token(http: httpx.AsyncClient, client: str) -> dict[str, str]:
 async def _data(http: httpx.AsyncClient, people: dict[str, Any], count: int) -> dict[str, str]:
     from tests.unit.invoices.samples import ubl_invoice
 
-    supplier = await _token(http, people["supplier"][2])
-    core = await _token(http, people["core_firm"][2])
+    supplier = await token(http, people["supplier"][2])
+    core = await token(http, people["core_firm"][2])
     ids = []
     for i in range(count):
         month, day = 3 + i % 4, 1 + i % 28  # due within 150 days of issue
