@@ -3,7 +3,6 @@ The rules live in :mod:`services.api.financing.service`."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -65,11 +64,10 @@ Config = Annotated[FinancingSettings, Depends(financing_settings)]
 async def _anchoring_of(
     session: AsyncSession, client: ledger.LedgerClient, ids: list[str]
 ) -> dict[str, str]:
-    events = {
-        rid: [(e.event_id, e.seq) for e in await repository.events(session, rid)] for rid in ids
-    }
-    answers = await asyncio.gather(*(ledger.anchoring(client, rid, events[rid]) for rid in ids))
-    return {rid: status for rid, (status, _) in zip(ids, answers, strict=True)}
+    """Each receivable's anchoring status: one query for the events, one ledger call per page."""
+    events = await repository.events_of_many(session, ids)
+    answers = await ledger.anchoring_many(client, events)
+    return {rid: status for rid, (status, _) in answers.items()}
 
 
 def _least(statuses: list[str]) -> str:
@@ -103,6 +101,7 @@ async def _present(
         ).scalars()
     }
     anchoring = await _anchoring_of(session, client, receivable_ids)
+    guarantees = await risk.programme_views(session, [r.id for r in rows])
     own = [r.id for r in rows if r.requester_id == org]
     active: dict[str, int] = {}
     if own:
@@ -154,7 +153,7 @@ async def _present(
                 accepted_offer_id=(
                     r.accepted_offer_id if mine_request or r.accepted_offer_id in won else None
                 ),
-                guarantee=await risk.programme_view(session, r.id),
+                guarantee=guarantees[r.id],
             )
         )
     return out

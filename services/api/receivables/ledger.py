@@ -6,11 +6,15 @@ status (``pending``, ``anchored``, ``final``), batch id and, once anchored, the 
 names the transaction and block). An event the ledger has not received yet (still in the outbox)
 is ``pending``. When the ledger cannot be reached, the status is ``unknown``: showing a receivable
 never fails because the ledger is down.
+
+Lists read many receivables at once with :func:`anchoring_many`: ``POST
+{ledger_url}/v1/anchoring/status`` answers the statuses of up to 500 events in one call, without
+proofs, and gives exactly what :func:`anchoring` gives per receivable.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -21,6 +25,8 @@ import structlog
 log = structlog.get_logger(__name__)
 
 TIMEOUT_SECONDS: Final = 2.0
+STATUS_BATCH: Final = 500
+"""At most this many event ids per ``POST /v1/anchoring/status`` (the ledger's limit)."""
 
 
 class LedgerUnavailable(Exception):
@@ -90,6 +96,31 @@ class LedgerClient:
         kept = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
         return LedgerAnswer(response.status_code, body, kept)
 
+    async def anchoring_status(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``POST /v1/anchoring/status`` (1 to :data:`STATUS_BATCH` ids): per event the ledger has a
+        record of, its ``status``, ``batch_id``, ``tx_hash`` and ``block_number``; the others are
+        absent. :class:`LedgerUnavailable` on a transport error, a 5xx, a body that is not JSON, or
+        any answer but ``200`` with ``events`` (a ledger without the route, a refused request)."""
+        try:
+            async with self._http() as client:
+                response = await client.post(
+                    "/v1/anchoring/status", json={"event_ids": list(event_ids)}
+                )
+        except httpx.HTTPError as exc:
+            log.warning("ledger_unreachable", error=type(exc).__name__)
+            raise LedgerUnavailable(str(exc)) from exc
+        if response.status_code >= 500:
+            raise LedgerUnavailable(f"the ledger answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise LedgerUnavailable("the ledger answered something that is not JSON") from None
+        events = body.get("events") if isinstance(body, dict) else None
+        if response.status_code != 200 or not isinstance(events, dict):
+            log.warning("ledger_status_refused", status_code=response.status_code)
+            raise LedgerUnavailable(f"the ledger answered {response.status_code}")
+        return {k: v for k, v in events.items() if isinstance(v, dict)}
+
     async def chain(self) -> dict[str, Any]:
         """``GET /v1/chain``: the chain id and contract addresses the ledger anchors with."""
         try:
@@ -117,6 +148,35 @@ class EventAnchoring:
 ORDER: Final = {"pending": 0, "anchored": 1, "final": 2}
 
 
+def _read(
+    events: list[tuple[str, int]], known: dict[str, dict[str, Any]]
+) -> tuple[str, list[EventAnchoring]]:
+    """``events`` as ``known`` to the ledger (``status``, ``batch_id``, ``tx_hash``,
+    ``block_number`` per event id); an event it does not know is ``pending``."""
+    out = []
+    for event_id, seq in events:
+        item = known.get(event_id)
+        if item is None or item.get("status") not in ORDER:
+            out.append(EventAnchoring(event_id, seq, "pending"))
+            continue
+        out.append(
+            EventAnchoring(
+                event_id,
+                seq,
+                item["status"],
+                batch_id=item.get("batch_id"),
+                tx_hash=item.get("tx_hash"),
+                block_number=item.get("block_number"),
+            )
+        )
+    overall = min((e.status for e in out), key=ORDER.__getitem__, default="pending")
+    return overall, out
+
+
+def _unknown(events: list[tuple[str, int]]) -> tuple[str, list[EventAnchoring]]:
+    return "unknown", [EventAnchoring(eid, seq, "unknown") for eid, seq in events]
+
+
 async def anchoring(
     client: LedgerClient, receivable_id: str, events: list[tuple[str, int]]
 ) -> tuple[str, list[EventAnchoring]]:
@@ -125,28 +185,34 @@ async def anchoring(
     try:
         answer = await client.receivable_proofs(receivable_id)
     except LedgerUnavailable:
-        return "unknown", [EventAnchoring(eid, seq, "unknown") for eid, seq in events]
+        return _unknown(events)
     known: dict[str, dict[str, Any]] = {}
     if answer.status_code == 200 and isinstance(answer.body, dict):
         for item in answer.body.get("events") or []:
             if isinstance(item, dict) and isinstance(item.get("event_id"), str):
-                known[item["event_id"]] = item
-    out = []
-    for event_id, seq in events:
-        item = known.get(event_id)
-        if item is None or item.get("status") not in ORDER:
-            out.append(EventAnchoring(event_id, seq, "pending"))
-            continue
-        bundle = item.get("bundle") if isinstance(item.get("bundle"), dict) else {}
-        out.append(
-            EventAnchoring(
-                event_id,
-                seq,
-                item["status"],
-                batch_id=item.get("batch_id"),
-                tx_hash=bundle.get("tx_hash") if bundle else None,
-                block_number=bundle.get("block_number") if bundle else None,
-            )
-        )
-    overall = min((e.status for e in out), key=ORDER.__getitem__, default="pending")
-    return overall, out
+                bundle = item.get("bundle") if isinstance(item.get("bundle"), dict) else {}
+                known[item["event_id"]] = {
+                    "status": item.get("status"),
+                    "batch_id": item.get("batch_id"),
+                    "tx_hash": bundle.get("tx_hash") if bundle else None,
+                    "block_number": bundle.get("block_number") if bundle else None,
+                }
+    return _read(events, known)
+
+
+async def anchoring_many(
+    client: LedgerClient, events_by_receivable: dict[str, list[tuple[str, int]]]
+) -> dict[str, tuple[str, list[EventAnchoring]]]:
+    """:func:`anchoring` of many receivables (``receivable_id → [(event_id, seq)]``) in one ledger
+    call per :data:`STATUS_BATCH` events: the same answer per receivable, and ``unknown`` for all
+    of them when the ledger is unreachable (no call is made when there is no event at all)."""
+    wanted = list(
+        dict.fromkeys(eid for events in events_by_receivable.values() for eid, _ in events)
+    )
+    known: dict[str, dict[str, Any]] = {}
+    try:
+        for start in range(0, len(wanted), STATUS_BATCH):
+            known.update(await client.anchoring_status(wanted[start : start + STATUS_BATCH]))
+    except LedgerUnavailable:
+        return {rid: _unknown(events) for rid, events in events_by_receivable.items()}
+    return {rid: _read(events, known) for rid, events in events_by_receivable.items()}

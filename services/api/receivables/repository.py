@@ -154,6 +154,28 @@ async def events(session: AsyncSession, receivable_id: str) -> Sequence[Receivab
     return result.scalars().all()
 
 
+async def events_of_many(
+    session: AsyncSession, receivable_ids: Sequence[str]
+) -> dict[str, list[tuple[str, int]]]:
+    """The ``(event_id, seq)`` of each receivable's events in ``seq`` order, in one query; every
+    asked receivable is a key (with no event, an empty list)."""
+    out: dict[str, list[tuple[str, int]]] = {rid: [] for rid in receivable_ids}
+    if not out:
+        return out
+    result = await session.execute(
+        select(
+            col(ReceivableEvent.receivable_id),
+            col(ReceivableEvent.event_id),
+            col(ReceivableEvent.seq),
+        )
+        .where(col(ReceivableEvent.receivable_id).in_(sorted(out)))
+        .order_by(col(ReceivableEvent.receivable_id), col(ReceivableEvent.seq))
+    )
+    for rid, event_id, seq in result.all():
+        out[rid].append((event_id, seq))
+    return out
+
+
 async def tree(session: AsyncSession, root_id: str) -> Sequence[Receivable]:
     """A root and every part below it, parents before children."""
     result = await session.execute(

@@ -267,20 +267,45 @@ def guarantee_fee(covered_minor: int, fee_rate: Decimal, days: int, currency: st
     return round_minor(Fraction(covered_minor) * Fraction(fee_rate) * days / 365, currency)
 
 
-async def programme_view(session: AsyncSession, request_id: str) -> dict[str, Any] | None:
-    """What a bank pricing the request sees of the cover it asks for."""
-    asked = await session.get(GuaranteeRequest, request_id)
-    if asked is None:
-        return None
-    programme = await session.get(GuaranteeProgramme, asked.programme_id)
-    assert programme is not None
-    return {
-        "programme_id": programme.id,
-        "name": programme.name,
-        "guarantor_id": programme.guarantor_id,
-        "fee_rate": str(programme.fee_rate.normalize()),
-        "loss_shares": programme.loss_shares,
+async def programme_views(
+    session: AsyncSession, request_ids: Sequence[str]
+) -> dict[str, dict[str, Any] | None]:
+    """What a bank pricing each request sees of the cover it asks for (``None`` when it asks
+    for none), in two queries for the whole list."""
+    out: dict[str, dict[str, Any] | None] = dict.fromkeys(request_ids)
+    if not out:
+        return out
+    asked = (
+        (
+            await session.execute(
+                select(GuaranteeRequest).where(col(GuaranteeRequest.request_id).in_(sorted(out)))
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if not asked:
+        return out
+    programmes = {
+        p.id: p
+        for p in (
+            await session.execute(
+                select(GuaranteeProgramme).where(
+                    col(GuaranteeProgramme.id).in_(sorted({a.programme_id for a in asked}))
+                )
+            )
+        ).scalars()
     }
+    for a in asked:
+        programme = programmes[a.programme_id]
+        out[a.request_id] = {
+            "programme_id": programme.id,
+            "name": programme.name,
+            "guarantor_id": programme.guarantor_id,
+            "fee_rate": str(programme.fee_rate.normalize()),
+            "loss_shares": programme.loss_shares,
+        }
+    return out
 
 
 async def attach_cover(session: AsyncSession, financing: FinancingRecord) -> GuaranteeCover | None:

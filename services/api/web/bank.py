@@ -10,7 +10,6 @@ with; bids go through ``financing.service.place_offer`` with the API's ``OfferCr
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Final
 
@@ -105,15 +104,11 @@ async def _my_active(session: AsyncSession, bank_id: str, request_ids: list[str]
 async def _anchoring(
     session: AsyncSession, client: ledger.LedgerClient, receivable_ids: list[str]
 ) -> dict[str, str]:
-    """Each receivable's anchoring status, as the API's financing requests show it."""
-    events = {
-        rid: [(e.event_id, e.seq) for e in await repository.events(session, rid)]
-        for rid in receivable_ids
-    }
-    answers = await asyncio.gather(
-        *(ledger.anchoring(client, rid, events[rid]) for rid in receivable_ids)
-    )
-    return {rid: status for rid, (status, _) in zip(receivable_ids, answers, strict=True)}
+    """Each receivable's anchoring status, as the API's financing requests show it (one query
+    for the events, one ledger call)."""
+    events = await repository.events_of_many(session, receivable_ids)
+    answers = await ledger.anchoring_many(client, events)
+    return {rid: status for rid, (status, _) in answers.items()}
 
 
 def _least(statuses: list[str]) -> str:

@@ -1,5 +1,7 @@
-"""``/v1/proofs/…``, ``/v1/anchors/{batch_id}`` and ``POST /v1/verify``: read-only, no
-authentication — they are for auditors, and they show a record only once it is anchored.
+"""``/v1/proofs/…``, ``/v1/anchors/{batch_id}``, ``POST /v1/anchoring/status`` and
+``POST /v1/verify``: read-only, no authentication — they are for auditors, and they show a record
+only once it is anchored. ``POST /v1/anchoring/status`` is the light read of many events at once
+(the api's lists): statuses only, no bundle.
 
 Decision (docs/anchoring.md, "The ledger's proof endpoints"): an event that is known but not yet
 anchored answers ``409`` ``application/problem+json`` of type ``not-anchored-yet`` with
@@ -18,7 +20,12 @@ from qilian.kit import db
 from qilian.kit.errors import InvalidInput, PayloadTooLarge, problem_response
 from qilian.kit.settings import Settings
 from services.ledger.proofs import service
-from services.ledger.proofs.schemas import AnchorInfo, ReceivableProofs
+from services.ledger.proofs.schemas import (
+    AnchorInfo,
+    AnchoringStatuses,
+    AnchoringStatusQuery,
+    ReceivableProofs,
+)
 from services.ledger.records.bundle import UINT64_MAX, ProofBundle
 from services.ledger.records.verification import VerificationReport, bundles_in
 
@@ -75,6 +82,18 @@ def router(settings: Settings) -> APIRouter:
         bundle once anchored (``null`` before: nothing but the hashes of a pending event)."""
         async with db.transaction() as session:
             return await service.receivable_proofs(session, settings, receivable_id, latest=latest)
+
+    @api.post(
+        "/anchoring/status",
+        response_model=AnchoringStatuses,
+        summary="The anchoring status of many events, without their proofs",
+    )
+    async def anchoring_status(body: AnchoringStatusQuery) -> AnchoringStatuses:
+        """Each asked event the ledger has a record of, with its status (``pending``,
+        ``anchored``, ``final``), batch id and, once anchored, transaction and block; events it
+        has no record of are absent. 1 to 500 ids (``422`` naming ``event_ids`` otherwise)."""
+        async with db.transaction() as session:
+            return await service.statuses(session, body.event_ids)
 
     @api.get(
         "/anchors/{batch_id}",

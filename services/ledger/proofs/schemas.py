@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from services.ledger.records.bundle import ProofBundle
 
@@ -15,6 +15,9 @@ EventAnchorStatus = Literal["pending", "anchored", "final"]
 transaction is mined in a canonical block), ``final`` (deep enough, see the finality policy)."""
 
 BatchStatusName = Literal["pending", "sent", "anchored", "final"]
+
+MAX_STATUS_EVENTS: Final = 500
+"""At most this many event ids per ``POST /v1/anchoring/status``."""
 
 
 class EventProof(BaseModel):
@@ -61,3 +64,34 @@ class AnchorInfo(BaseModel):
     created_at: datetime
     anchored_at: datetime | None
     final_at: datetime | None
+
+
+class AnchoringStatusQuery(BaseModel):
+    """The events whose anchoring status is asked for, in one request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        min_length=1,
+        max_length=MAX_STATUS_EVENTS,
+        description=f"1 to {MAX_STATUS_EVENTS} event ids",
+    )
+
+
+class EventStatus(BaseModel):
+    """One event's anchoring without its proof: ``tx_hash`` and ``block_number`` once anchored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: EventAnchorStatus
+    batch_id: int | None
+    tx_hash: str | None
+    block_number: int | None
+
+
+class AnchoringStatuses(BaseModel):
+    """The status of each asked event the ledger holds a record of; the others are absent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    events: dict[str, EventStatus]

@@ -31,8 +31,10 @@ from services.ledger.deployments import service as deployments
 from services.ledger.ingest.models import InboxEvent
 from services.ledger.proofs.schemas import (
     AnchorInfo,
+    AnchoringStatuses,
     EventAnchorStatus,
     EventProof,
+    EventStatus,
     ReceivableProofs,
 )
 from services.ledger.records import merkle
@@ -65,11 +67,19 @@ class StoredRecordCorrupt(QilianError):
 
 def event_status(batch: AnchorBatch | None) -> EventAnchorStatus:
     """``pending`` until the event's batch is mined (``anchored``), then ``final``."""
-    if batch is None or None in (batch.contract, batch.tx_hash, batch.block_number):
+    if batch is None:
         return "pending"
-    if batch.status == BatchStatus.FINAL.value:
+    return _status(batch.status, batch.contract, batch.tx_hash, batch.block_number)
+
+
+def _status(
+    batch_status: str | None, contract: str | None, tx_hash: str | None, block_number: int | None
+) -> EventAnchorStatus:
+    if None in (contract, tx_hash, block_number):
+        return "pending"
+    if batch_status == BatchStatus.FINAL.value:
         return "final"
-    if batch.status == BatchStatus.ANCHORED.value:
+    if batch_status == BatchStatus.ANCHORED.value:
         return "anchored"
     return "pending"
 
@@ -192,6 +202,37 @@ async def event_bundle(
             },
         )
     return proof.bundle, proof.status
+
+
+async def statuses(session: AsyncSession, event_ids: Sequence[str]) -> AnchoringStatuses:
+    """The anchoring status of each event the ledger holds a record of, in one query and without
+    building proofs: the same status as the event's proof (``tx_hash`` and block once anchored);
+    events it has no record of (unknown, or still in the inbox) are absent."""
+    stmt = (
+        select(
+            col(LedgerRecord.event_id),
+            col(LedgerRecord.batch_id),
+            col(AnchorBatch.status),
+            col(AnchorBatch.contract),
+            col(AnchorBatch.tx_hash),
+            col(AnchorBatch.block_number),
+        )
+        .outerjoin(AnchorBatch, col(AnchorBatch.id) == col(LedgerRecord.batch_id))
+        .where(col(LedgerRecord.event_id).in_(sorted(set(event_ids))))
+    )
+    events = {}
+    for event_id, batch_id, batch_status, contract, tx_hash, block_number in (
+        await session.execute(stmt)
+    ).all():
+        status = _status(batch_status, contract, tx_hash, block_number)
+        anchored = status != "pending"
+        events[event_id] = EventStatus(
+            status=status,
+            batch_id=batch_id,
+            tx_hash=tx_hash if anchored else None,
+            block_number=block_number if anchored else None,
+        )
+    return AnchoringStatuses(events=events)
 
 
 async def receivable_proofs(
