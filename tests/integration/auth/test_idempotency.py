@@ -179,7 +179,7 @@ async def test_a_committed_request_whose_answer_was_lost_is_not_run_again(
     retry — even after the lease — from running it a second time."""
     from datetime import UTC, datetime, timedelta
 
-    from services.api.auth import idempotency
+    from services.api.auth import keys
 
     operator, target = await make_org(Role.operator), await make_org(Role.bank)
     token = await get_token(http, operator)
@@ -189,7 +189,7 @@ async def test_a_committed_request_whose_answer_was_lost_is_not_run_again(
     def lost(*args, **kwargs):
         raise ConnectionResetError("the api died before storing the answer")
 
-    monkeypatch.setattr(idempotency.keys, "seal", lost)
+    monkeypatch.setattr(keys, "seal", lost)
     first = await http.post(f"/v1/organizations/{target.id}/clients", headers=headers)
     assert first.status_code == 201  # the effect is committed and the answer still sent
     monkeypatch.undo()
@@ -197,7 +197,8 @@ async def test_a_committed_request_whose_answer_was_lost_is_not_run_again(
     async with db.transaction() as session:
         record = await session.get(IdempotencyRecord, (principal, headers["Idempotency-Key"]))
         assert record is not None
-        assert record.committed_at is not None and record.completed_at is None
+        assert record.committed_at is not None
+        assert record.completed_at is None
         record.created_at = datetime.now(UTC) - timedelta(hours=1)  # well past the lease
         session.add(record)
 
