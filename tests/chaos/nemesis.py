@@ -107,6 +107,9 @@ FAULTS: dict[str, Callable[[MarketStack], Callable[[], None]]] = {
 }
 
 
+NEEDS_LIVE_CHAIN = frozenset({"reorg"})
+
+
 @dataclass
 class Nemesis:
     """Inject ``faults`` in turn (all of them at once with ``together``) every ``interval``
@@ -139,7 +142,10 @@ class Nemesis:
         name = "+".join(batch)
         injection = Injection(name, self.history.now())
         self.history.fault = name
-        heals = [FAULTS[fault](self.stack) for fault in batch]
+        # what talks to the chain first: a reorg asked of an anvil already paused or killed by
+        # the same batch would wait for it
+        ordered = sorted(batch, key=lambda fault: fault not in NEEDS_LIVE_CHAIN)
+        heals = [FAULTS[fault](self.stack) for fault in ordered]
         time.sleep(self.hold)
         for heal in reversed(heals):
             heal()

@@ -191,6 +191,9 @@ class Workload:
             actor.token = None
         if 200 <= status < 300:
             return self.history.complete(op, "ok", status=status, body=payload)
+        if status == 409 and self._outcome_lost(payload):
+            # carried out, its answer lost with a killed api: committed, but no answer to check
+            return self.history.complete(op, "unknown", status=status, body=payload)
         if status >= 500 or (status in (401, 409, 429) and self._maybe_running(payload, status)):
             self.unknown.append(op)
             return self.history.complete(op, "unknown", status=status, body=payload)
@@ -202,6 +205,11 @@ class Workload:
             return True  # refused before the business code ran: retried like an unknown
         detail = str(payload.get("detail", "")) if isinstance(payload, dict) else ""
         return "still being processed" in detail
+
+    @staticmethod
+    def _outcome_lost(payload: Any) -> bool:
+        kind = str(payload.get("type", "")) if isinstance(payload, dict) else ""
+        return kind.endswith("/idempotency-outcome-lost")
 
     async def retry(self, op: Op, actor: Actor) -> Op:
         """The same operation again with its key and body: settles an unknown."""

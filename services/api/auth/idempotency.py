@@ -16,8 +16,9 @@ The answer is stored *before* it is sent, so a client that has an answer can alw
 again. The one window left — the process dies after the request's transaction commits and
 before the answer is stored — is closed by a mark written *inside* that transaction
 (``committed_at``, by a ``before_commit`` listener on the sessions of the request): a key whose
-request committed is never run again, even after the lease; a retry is told, with 409
-``idempotency-outcome-lost``, that the effect stands and the resource is to be read instead.
+request committed is never run again. Within the lease a retry hears "still being processed" (the
+first may be storing its answer); after it, 409 ``idempotency-outcome-lost``: the effect stands,
+read the resource instead.
 """
 
 from __future__ import annotations
@@ -188,7 +189,12 @@ class IdempotencyMiddleware:
                     "this Idempotency-Key was used with a different request",
                     extra={"idempotency_key": key},
                 )
-            if record.completed_at is None and record.committed_at is not None:
+            if (
+                record.completed_at is None
+                and record.committed_at is not None
+                and created is not None
+                and created < abandoned
+            ):
                 raise OutcomeLost(
                     "the first request with this Idempotency-Key was carried out, but the service"
                     " stopped before its answer was stored; it is not run again: read the"

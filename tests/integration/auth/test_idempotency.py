@@ -193,6 +193,9 @@ async def test_a_committed_request_whose_answer_was_lost_is_not_run_again(
     first = await http.post(f"/v1/organizations/{target.id}/clients", headers=headers)
     assert first.status_code == 201  # the effect is committed and the answer still sent
     monkeypatch.undo()
+    soon = await http.post(f"/v1/organizations/{target.id}/clients", headers=headers)
+    assert soon.status_code == 409  # within the lease: it may still be storing its answer
+    assert "still being processed" in soon.json()["detail"]
     principal = f"client:{operator.client_id}"
     async with db.transaction() as session:
         record = await session.get(IdempotencyRecord, (principal, headers["Idempotency-Key"]))
