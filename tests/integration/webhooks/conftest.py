@@ -14,7 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from qilian.kit import db
 from services.api.webhooks.settings import WebhookSettings
 from tests.integration.api_fixtures import app, dispatched, http
 
@@ -39,6 +41,17 @@ def webhook_settings() -> WebhookSettings:
 @pytest.fixture(autouse=True)
 def _fast_webhooks(app: Any, webhook_settings: WebhookSettings) -> None:
     app.state.webhook_settings = webhook_settings
+
+
+@pytest.fixture(autouse=True)
+async def _only_this_tests_endpoints() -> None:
+    """A delivery pass serves every enabled endpoint in the database: messages other tests of
+    the session left pending (to hosts that refuse or do not resolve) would share this test's
+    passes and its time. They are switched off; each test here makes its own endpoints."""
+    async with db.transaction() as session:
+        await session.execute(
+            text("UPDATE platform.webhook_endpoints SET enabled = false WHERE enabled")
+        )
 
 
 @dataclass
