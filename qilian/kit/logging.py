@@ -24,8 +24,16 @@ def _redact(_: object, __: str, event: structlog.types.EventDict) -> structlog.t
 
 
 def configure_logging(service: str, level: str = "INFO", json: bool = False) -> None:
+    """Logs to stderr, as text or JSON lines. Tracebacks are plain, **without local variables**:
+    a rich traceback with locals printed thousands of lines for one database error and took
+    seconds of the event loop to render (the api answered nothing meanwhile), and locals hold
+    secrets (a client secret, a password) that must never reach a log."""
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -33,6 +41,12 @@ def configure_logging(service: str, level: str = "INFO", json: bool = False) -> 
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact,
     ]
+    if json:
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),

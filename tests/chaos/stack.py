@@ -296,8 +296,10 @@ def _build(stack: MarketStack) -> None:
 
 
 def remove(stack: MarketStack, keep: bool) -> None:
+    """Stop the stack; its directory is kept after a failure, or always with
+    ``QILIAN_CHAOS_KEEP=1`` (to read the logs of a run that passed)."""
     stack.stop()
-    if keep:
+    if keep or os.environ.get("QILIAN_CHAOS_KEEP") == "1":
         print(f"market stack kept in {stack.root}")
     else:
         shutil.rmtree(stack.root, ignore_errors=True)
