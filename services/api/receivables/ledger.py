@@ -76,23 +76,28 @@ class LedgerClient:
         ) as client:
             yield client
 
-    async def receivable_proofs(self, receivable_id: str, *, latest: bool = False) -> LedgerAnswer:
-        """The ledger's answer (200 or 404 with its JSON); :class:`LedgerUnavailable` otherwise."""
-        params = {"latest": "true"} if latest else None
+    async def _ask(self, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, Any]:
+        """One call and its JSON body; :class:`LedgerUnavailable` on a transport error, a 5xx or
+        a body that is not JSON."""
         try:
             async with self._http() as client:
-                response = await client.get(
-                    f"/v1/proofs/receivables/{receivable_id}", params=params
-                )
+                response = await client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             log.warning("ledger_unreachable", error=type(exc).__name__)
             raise LedgerUnavailable(str(exc)) from exc
         if response.status_code >= 500:
             raise LedgerUnavailable(f"the ledger answered {response.status_code}")
         try:
-            body = response.json()
+            return response, response.json()
         except ValueError:
             raise LedgerUnavailable("the ledger answered something that is not JSON") from None
+
+    async def receivable_proofs(self, receivable_id: str, *, latest: bool = False) -> LedgerAnswer:
+        """The ledger's answer (200 or 404 with its JSON); :class:`LedgerUnavailable` otherwise."""
+        params = {"latest": "true"} if latest else None
+        response, body = await self._ask(
+            "GET", f"/v1/proofs/receivables/{receivable_id}", params=params
+        )
         kept = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
         return LedgerAnswer(response.status_code, body, kept)
 
@@ -101,20 +106,9 @@ class LedgerClient:
         record of, its ``status``, ``batch_id``, ``tx_hash`` and ``block_number``; the others are
         absent. :class:`LedgerUnavailable` on a transport error, a 5xx, a body that is not JSON, or
         any answer but ``200`` with ``events`` (a ledger without the route, a refused request)."""
-        try:
-            async with self._http() as client:
-                response = await client.post(
-                    "/v1/anchoring/status", json={"event_ids": list(event_ids)}
-                )
-        except httpx.HTTPError as exc:
-            log.warning("ledger_unreachable", error=type(exc).__name__)
-            raise LedgerUnavailable(str(exc)) from exc
-        if response.status_code >= 500:
-            raise LedgerUnavailable(f"the ledger answered {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise LedgerUnavailable("the ledger answered something that is not JSON") from None
+        response, body = await self._ask(
+            "POST", "/v1/anchoring/status", json={"event_ids": list(event_ids)}
+        )
         events = body.get("events") if isinstance(body, dict) else None
         if response.status_code != 200 or not isinstance(events, dict):
             log.warning("ledger_status_refused", status_code=response.status_code)

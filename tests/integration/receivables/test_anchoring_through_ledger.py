@@ -6,66 +6,21 @@ bundle through unchanged."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
-from eth_account import Account
-from sqlalchemy import select, text
-from sqlmodel import col
 from web3 import Web3
 
-from qilian.kit import db
-from qilian.kit.anvil import DEV_PRIVATE_KEY, Anvil
-from qilian.kit.outbox import Envelope, OutboxEvent
-from qilian.kit.settings import get_settings
+from qilian.kit.anvil import Anvil
 from services.api.organizations.models import Role
 from services.ledger.anchoring import tasks
-from services.ledger.anchoring.settings import AnchoringSettings, anchoring_settings
-from services.ledger.chain.artifacts import deploy_contract
-from services.ledger.ingest.tasks import ingest_receivable_event
+from services.ledger.anchoring.settings import AnchoringSettings
 from services.ledger.main import create_app as create_ledger
 from services.ledger.records.bundle import ProofBundle, all_ok, verify_bundle_offline
 from tests.integration.invoices.intake_helpers import invoice_number, new_party, token, ubl
+from tests.integration.ledger_app import chain, deliver, ledger_settings
 
-ANCHORER = Web3.to_checksum_address(Account.from_key(DEV_PRIVATE_KEY).address)
-
-
-@pytest.fixture(scope="module")
-def chain() -> Iterator[Anvil]:
-    with Anvil() as anvil:
-        yield anvil
-
-
-@pytest.fixture
-async def ledger_settings(chain: Anvil, db_engine: None) -> AnchoringSettings:
-    async with db.transaction() as session:  # the ledger's state is this test's alone
-        await session.execute(
-            text("TRUNCATE ledger.records, ledger.batches, ledger.accounts, ledger.event_inbox")
-        )
-    w3 = Web3(Web3.HTTPProvider(chain.rpc_url))
-    address, _ = deploy_contract(w3, "ReceivableAnchor", DEV_PRIVATE_KEY, ANCHORER)
-    return anchoring_settings(get_settings()).model_copy(
-        update={
-            "rpc_url": chain.rpc_url,
-            "anchor_address": address,
-            "batch_max_wait_seconds": 0.0,
-            "confirmations": 2,
-            "receipt_wait_seconds": 2.0,
-        }
-    )
-
-
-async def deliver(event_id: str) -> None:
-    """What the relay and the ledger's consumer do with the outbox row."""
-    async with db.transaction() as session:
-        row = (
-            await session.execute(select(OutboxEvent).where(col(OutboxEvent.event_id) == event_id))
-        ).scalar_one()
-        await ingest_receivable_event.handler(
-            session, Envelope(row.event_id, row.topic, row.payload)
-        )
+__all__ = ["chain", "ledger_settings"]  # fixtures of the shared ledger app
 
 
 async def test_status_goes_pending_anchored_final_from_the_ledger(
