@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     outbox_retention_days: float = 7.0  # delivered rows are deleted after this long
     audit_checkpoint_seconds: float = 60.0  # the audit head to the ledger this often; 0: never
     relay_interval_seconds: float = 1.0
+    # the ledger reads back from the chain what it anchored and registered this often
+    reconcile_interval_seconds: float = 60.0
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Self:

@@ -111,8 +111,13 @@ def create_celery() -> Celery:
             },
             "ledger-reconcile": {
                 "task": "ledger.anchoring.reconcile",
-                "schedule": 60.0,
-                "options": {"expires": 60.0},
+                "schedule": settings.reconcile_interval_seconds,
+                "options": {"expires": settings.reconcile_interval_seconds},
+            },
+            "ledger-registry-reconcile": {
+                "task": "ledger.registry.reconcile",
+                "schedule": settings.reconcile_interval_seconds,
+                "options": {"expires": settings.reconcile_interval_seconds},
             },
         },
     )

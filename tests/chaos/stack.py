@@ -258,6 +258,8 @@ def _configure(stack: MarketStack, extra: dict[str, str]) -> None:
             "QILIAN_OUTBOX_REDELIVERY_SECONDS": "3",
             "QILIAN_OUTBOX_BATCH_SIZE": "200",
             "QILIAN_RELAY_INTERVAL_SECONDS": "0.5",
+            # what a restarted or reorganised chain lost is found and sent again within seconds
+            "QILIAN_RECONCILE_INTERVAL_SECONDS": "5",
             # no audit checkpoints: the checker reads a quiet stack (new batches would race it)
             "QILIAN_AUDIT_CHECKPOINT_SECONDS": "0",
             "QILIAN_FINANCING_MIN_AUCTION_SECONDS": "1",

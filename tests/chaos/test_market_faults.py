@@ -107,8 +107,9 @@ PENDING_TIMERS = {
     " WHERE i.request_id = f.request_id AND r.settlement <> 'paid')",
 }
 # the stack is still when nothing is on its way and the newest outbox row, batch and registry
-# operation stay the same for this long
-QUIET_SECONDS = 3.0
+# operation stay the same for this long — longer than the stack's reconciliation interval (5 s),
+# so that what a restarted chain lost has been found and re-opened before the checks read
+QUIET_SECONDS = 6.0
 MOVEMENT = (
     "SELECT (SELECT count(*) FROM platform.outbox), (SELECT count(*) FROM ledger.batches),"
     " (SELECT count(*) FROM ledger.registry_operations),"

@@ -79,6 +79,30 @@ async def lowest_pending(session: AsyncSession) -> RegistryOperation | None:
     return rows.scalars().first()
 
 
+async def last_done_per_fingerprint(session: AsyncSession) -> list[RegistryOperation]:
+    """Per fingerprint without an open operation, its last ``done`` operation (register or
+    release), locked: what the chain must show for it now."""
+    open_fingerprints = select(col(RegistryOperation.fingerprint)).where(
+        col(RegistryOperation.state).in_(OPEN)
+    )
+    last = (
+        select(func.max(col(RegistryOperation.seq)))
+        .where(
+            col(RegistryOperation.state) == OperationState.DONE.value,
+            col(RegistryOperation.fingerprint).not_in(open_fingerprints),
+        )
+        .group_by(col(RegistryOperation.fingerprint))
+    )
+    rows = await session.execute(
+        select(RegistryOperation)
+        .where(col(RegistryOperation.seq).in_(last))
+        .order_by(col(RegistryOperation.seq))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.scalars())
+
+
 def to_pending(operation: RegistryOperation, reason: str) -> None:
     """Forget the operation's transaction: it will be simulated and sent again."""
     operation.state = OperationState.PENDING.value

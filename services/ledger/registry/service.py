@@ -408,6 +408,77 @@ async def step(session: AsyncSession, settings: Settings) -> StepOutcome:
     return out
 
 
+# reconciliation ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ReconcileReport:
+    """What one :func:`reconcile` found."""
+
+    checked: int = 0
+    resent: list[str] = field(default_factory=list)  # operations put back to pending
+    conflicts: list[str] = field(default_factory=list)  # fingerprints held for another financing
+    error: str | None = None
+
+
+async def reconcile(session: AsyncSession, settings: Settings) -> ReconcileReport:
+    """Read back what the chain holds for every fingerprint whose last operation is done.
+
+    A chain can lose a transaction the ledger saw confirmed (a node restarted from an older
+    state, a reorganisation deeper than the confirmations): a registration no longer active is
+    registered again, a release undone is released again — the operation goes back to
+    ``pending`` and :func:`step` sends it (its second ``financing.registry_result`` is a no-op
+    for the API). A fingerprint active for another ``financingRef`` after our registration is a
+    conflict: logged as an error and left for an operator. Under the account's row lock, like
+    :func:`step`, so nothing is sent meanwhile.
+    """
+    report = ReconcileReport()
+    contract = await registry_contract(session, settings)
+    if contract is None:
+        report.error = "no FinancingRegistry deployment for this chain"
+        return report
+    chain = chain_for(settings, contract)
+    if not await _run(chain.has_code):
+        report.error = f"no FinancingRegistry code at {chain.address}"
+        log.error("registry_contract_missing", address=chain.address)
+        return report
+    await accounts.lock_account(session, chain.sender.lower())
+    for operation in await repository.last_done_per_fingerprint(session):
+        status = await _run(chain.status, operation.fingerprint)
+        report.checked += 1
+        ours = status.active and status.financing_ref == operation.financing_ref
+        if operation.action == "register":
+            if ours:
+                continue
+            if status.active:
+                report.conflicts.append(operation.fingerprint)
+                log.error(
+                    "registry_fingerprint_taken",
+                    operation_id=operation.operation_id,
+                    financing_id=operation.financing_id,
+                    fingerprint=operation.fingerprint,
+                    held_by=status.financing_ref,
+                )
+                continue
+            lost = "the chain no longer holds this registration; registering again"
+        else:
+            if not ours:
+                continue  # released, or registered since by another financing
+            lost = "the chain holds this financing again; releasing again"
+        repository.to_pending(operation, lost)
+        operation.completed_at = None
+        report.resent.append(operation.operation_id)
+        metrics.TRANSACTIONS.labels("lost").inc()
+        log.warning(
+            "registry_operation_lost_on_chain",
+            operation_id=operation.operation_id,
+            action=operation.action,
+            financing_id=operation.financing_id,
+        )
+    await session.flush()
+    return report
+
+
 # reads ------------------------------------------------------------------------------------------
 
 
