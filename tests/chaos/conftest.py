@@ -35,7 +35,12 @@ from tests.e2e.conftest import BIN, Process, wait_for
 
 __all__ = ["ChaosStack", "Process", "wait_for"]
 
-LEDGER_TABLES = "ledger.records, ledger.batches, ledger.accounts, ledger.event_inbox"
+# the registry's operations too: other tests' registrations, on another chain, would otherwise be
+# "lost" to this stack's chain and sent again by the registry's reconciliation
+LEDGER_TABLES = (
+    "ledger.records, ledger.batches, ledger.accounts, ledger.event_inbox,"
+    " ledger.registry_operations"
+)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -79,6 +79,15 @@ async def lowest_pending(session: AsyncSession) -> RegistryOperation | None:
     return rows.scalars().first()
 
 
+async def has_done(session: AsyncSession) -> bool:
+    result = await session.execute(
+        select(col(RegistryOperation.operation_id))
+        .where(col(RegistryOperation.state) == OperationState.DONE.value)
+        .limit(1)
+    )
+    return result.first() is not None
+
+
 async def last_done_per_fingerprint(session: AsyncSession) -> list[RegistryOperation]:
     """Per fingerprint without an open operation, its last ``done`` operation (register or
     release), locked: what the chain must show for it now."""

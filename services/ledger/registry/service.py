@@ -433,6 +433,8 @@ async def reconcile(session: AsyncSession, settings: Settings) -> ReconcileRepor
     :func:`step`, so nothing is sent meanwhile.
     """
     report = ReconcileReport()
+    if not await repository.has_done(session):
+        return report  # nothing registered yet: no chain call, no lock
     contract = await registry_contract(session, settings)
     if contract is None:
         report.error = "no FinancingRegistry deployment for this chain"
@@ -442,7 +444,9 @@ async def reconcile(session: AsyncSession, settings: Settings) -> ReconcileRepor
         report.error = f"no FinancingRegistry code at {chain.address}"
         log.error("registry_contract_missing", address=chain.address)
         return report
-    await accounts.lock_account(session, chain.sender.lower())
+    account, is_new = await accounts.lock_account(session, chain.sender.lower())
+    if is_new:  # a row made here starts at the chain's count (nothing of it can be in flight)
+        await anchoring.sync_nonce(chain, account, is_new)
     for operation in await repository.last_done_per_fingerprint(session):
         status = await _run(chain.status, operation.fingerprint)
         report.checked += 1
