@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from stdnum.eu import vat as eu_vat
 
 from qilian.kit import db
 from services.api.audit import service as audit
@@ -34,6 +35,15 @@ class Party:
 
 def random_vat(country: str = "DE") -> str:
     return country + "".join(random.choice("0123456789") for _ in range(9))
+
+
+def failing_vat() -> str:
+    """A fresh random German VAT id whose check digit is wrong (one in ten random ids is right)."""
+    vat = random_vat()
+    if eu_vat.is_valid(vat):
+        vat = vat[:-1] + str((int(vat[-1]) + 1) % 10)
+    assert not eu_vat.is_valid(vat)
+    return vat
 
 
 async def new_party(

@@ -14,6 +14,7 @@ from qilian.kit.outbox import OutboxEvent
 from services.api.organizations.models import Role
 from services.ledger.anchoring.service import validate_payload
 from tests.integration.invoices.intake_helpers import (
+    failing_vat,
     invoice_number,
     json_bytes,
     json_invoice,
@@ -228,7 +229,8 @@ async def test_core_firm_sets_its_own_payment_terms(http, world):
 
 
 async def test_tax_id_checksum_failure_is_a_warning_not_a_refusal(http, world):
-    supplier, core = world["supplier"], world["core"]  # random VAT ids: checksums fail
+    supplier = await new_party(Role.supplier, tax_id=failing_vat())
+    core = world["core"]
     response = await upload(
         http, await token(http, supplier), ubl(supplier, core, number=invoice_number())
     )
