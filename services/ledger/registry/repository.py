@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,27 +88,28 @@ async def has_done(session: AsyncSession) -> bool:
     return result.first() is not None
 
 
-async def last_done_per_fingerprint(session: AsyncSession) -> list[RegistryOperation]:
+async def last_done_per_fingerprint(
+    session: AsyncSession, *, fingerprints: Collection[str] | None = None, lock: bool = True
+) -> list[RegistryOperation]:
     """Per fingerprint without an open operation, its last ``done`` operation (register or
-    release), locked: what the chain must show for it now."""
+    release): what the chain must show for it now. Locked unless ``lock`` is false; only the
+    given ``fingerprints`` when they are named."""
     open_fingerprints = select(col(RegistryOperation.fingerprint)).where(
         col(RegistryOperation.state).in_(OPEN)
     )
-    last = (
-        select(func.max(col(RegistryOperation.seq)))
-        .where(
-            col(RegistryOperation.state) == OperationState.DONE.value,
-            col(RegistryOperation.fingerprint).not_in(open_fingerprints),
-        )
-        .group_by(col(RegistryOperation.fingerprint))
+    last = select(func.max(col(RegistryOperation.seq))).where(
+        col(RegistryOperation.state) == OperationState.DONE.value,
+        col(RegistryOperation.fingerprint).not_in(open_fingerprints),
     )
-    rows = await session.execute(
+    if fingerprints is not None:
+        last = last.where(col(RegistryOperation.fingerprint).in_(list(fingerprints)))
+    query = (
         select(RegistryOperation)
-        .where(col(RegistryOperation.seq).in_(last))
+        .where(col(RegistryOperation.seq).in_(last.group_by(col(RegistryOperation.fingerprint))))
         .order_by(col(RegistryOperation.seq))
-        .with_for_update()
         .execution_options(populate_existing=True)
     )
+    rows = await session.execute(query.with_for_update() if lock else query)
     return list(rows.scalars())
 
 

@@ -429,8 +429,11 @@ async def reconcile(session: AsyncSession, settings: Settings) -> ReconcileRepor
     registered again, a release undone is released again — the operation goes back to
     ``pending`` and :func:`step` sends it (its second ``financing.registry_result`` is a no-op
     for the API). A fingerprint active for another ``financingRef`` after our registration is a
-    conflict: logged as an error and left for an operator. Under the account's row lock, like
-    :func:`step`, so nothing is sent meanwhile.
+    conflict: logged as an error and left for an operator.
+
+    The read-back itself takes no lock, so anchoring and registry sends go on meanwhile; only
+    the fingerprints that look lost are read again under the account's row lock, like
+    :func:`step`, and acted on.
     """
     report = ReconcileReport()
     if not await repository.has_done(session):
@@ -444,32 +447,32 @@ async def reconcile(session: AsyncSession, settings: Settings) -> ReconcileRepor
         report.error = f"no FinancingRegistry code at {chain.address}"
         log.error("registry_contract_missing", address=chain.address)
         return report
+    suspects: list[str] = []
+    for operation in await repository.last_done_per_fingerprint(session, lock=False):
+        report.checked += 1
+        if _drift(operation, await _run(chain.status, operation.fingerprint)) is not None:
+            suspects.append(operation.fingerprint)
+    if not suspects:
+        return report
     account, is_new = await accounts.lock_account(session, chain.sender.lower())
     if is_new:  # a row made here starts at the chain's count (nothing of it can be in flight)
         await anchoring.sync_nonce(chain, account, is_new)
-    for operation in await repository.last_done_per_fingerprint(session):
+    for operation in await repository.last_done_per_fingerprint(session, fingerprints=suspects):
         status = await _run(chain.status, operation.fingerprint)
-        report.checked += 1
-        ours = status.active and status.financing_ref == operation.financing_ref
-        if operation.action == "register":
-            if ours:
-                continue
-            if status.active:
-                report.conflicts.append(operation.fingerprint)
-                log.error(
-                    "registry_fingerprint_taken",
-                    operation_id=operation.operation_id,
-                    financing_id=operation.financing_id,
-                    fingerprint=operation.fingerprint,
-                    held_by=status.financing_ref,
-                )
-                continue
-            lost = "the chain no longer holds this registration; registering again"
-        else:
-            if not ours:
-                continue  # released, or registered since by another financing
-            lost = "the chain holds this financing again; releasing again"
-        repository.to_pending(operation, lost)
+        drift = _drift(operation, status)
+        if drift is None:
+            continue  # settled meanwhile
+        if drift == "conflict":
+            report.conflicts.append(operation.fingerprint)
+            log.error(
+                "registry_fingerprint_taken",
+                operation_id=operation.operation_id,
+                financing_id=operation.financing_id,
+                fingerprint=operation.fingerprint,
+                held_by=status.financing_ref,
+            )
+            continue
+        repository.to_pending(operation, drift)
         operation.completed_at = None
         report.resent.append(operation.operation_id)
         metrics.TRANSACTIONS.labels("lost").inc()
@@ -481,6 +484,21 @@ async def reconcile(session: AsyncSession, settings: Settings) -> ReconcileRepor
         )
     await session.flush()
     return report
+
+
+def _drift(operation: RegistryOperation, status: Status) -> str | None:
+    """How the chain differs from the done ``operation``: ``None`` when it agrees,
+    ``"conflict"`` when another financing holds the fingerprint, else why it is sent again."""
+    ours = status.active and status.financing_ref == operation.financing_ref
+    if operation.action == "register":
+        if ours:
+            return None
+        if status.active:
+            return "conflict"
+        return "the chain no longer holds this registration; registering again"
+    if not ours:
+        return None  # released, or registered since by another financing
+    return "the chain holds this financing again; releasing again"
 
 
 # reads ------------------------------------------------------------------------------------------

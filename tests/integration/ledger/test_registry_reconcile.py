@@ -5,11 +5,13 @@ again, and leaves a fingerprint another financing holds alone (a conflict, logge
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from web3 import Web3
 
 from qilian.kit import db
+from services.ledger.anchoring import repository as accounts
 from services.ledger.anchoring.settings import AnchoringSettings
 from services.ledger.registry import repository, service, tasks
 from services.ledger.registry.chain import RegistryChain
@@ -117,3 +119,19 @@ async def test_a_fingerprint_another_financing_took_is_a_conflict_left_alone(
     assert (await operation(ours["operation_id"])).state == "done"
     async with db.transaction() as session:  # the table is unchanged: nothing to send
         assert not await repository.has_open(session)
+
+
+async def test_the_read_back_leaves_the_account_lock_free_while_the_chain_agrees(
+    registry_settings: AnchoringSettings, registry: RegistryChain
+):
+    """Anchoring holds the account's row lock while it sends; a read-back that finds nothing
+    lost must neither wait for it nor take it (it reads the chain once per fingerprint)."""
+    done = request("register", new_id("fin"), invoice())
+    await deliver(done)
+    await settle(registry_settings)
+    async with db.transaction() as holder:  # a send in progress holds the account's row
+        await accounts.lock_account(holder, registry.sender.lower())
+        report = await asyncio.wait_for(reconcile(registry_settings), timeout=15)
+    assert report.checked >= 1
+    assert report.resent == []
+    assert report.conflicts == []
