@@ -87,6 +87,18 @@ async def get_for_party(
     return result.scalar_one_or_none()
 
 
+async def visible_ids(
+    session: AsyncSession, receivable_ids: Sequence[str], organization_id: str
+) -> set[str]:
+    """Which of ``receivable_ids`` the organisation is a party to, in one query."""
+    result = await session.execute(
+        select(col(Receivable.id)).where(
+            col(Receivable.id).in_(list(receivable_ids)), party_of(organization_id)
+        )
+    )
+    return set(result.scalars())
+
+
 async def lock(session: AsyncSession, receivable_id: str) -> Receivable | None:
     """The receivable's row, locked until the transaction ends (``SELECT … FOR UPDATE``)."""
     result = await session.execute(

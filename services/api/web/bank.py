@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Final
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -142,20 +143,39 @@ async def open_requests(request: Request, principal: BankPage, session: Session)
         debtors=await _organizations(session, [r.debtor_id for r in rows]),
         tiers=await _tiers(session, ids),
         mine=await _my_active(session, principal.organization_id, ids),
+        anchor_query=urlencode([("id", i) for i in ids]),
         today=service.today(),
         **page_context(request),
     )
 
 
-@router.get("/requests/{request_id}/anchoring", response_class=HTMLResponse)
-async def anchoring_badge(
-    request_id: str, request: Request, principal: BankPage, session: Session, client: Ledger
+@router.get("/anchoring/requests", response_class=HTMLResponse)
+async def anchoring_badges(
+    request: Request,
+    principal: BankPage,
+    session: Session,
+    client: Ledger,
+    request_ids: Annotated[list[str], Query(alias="id", min_length=1, max_length=LIST_SIZE)],
 ) -> Any:
-    """The least advanced anchoring of the request's receivables (loaded by htmx)."""
-    row = await service.get_request(session, principal, request_id)
-    ids = [i.receivable_id for i in await service.items_of(session, row.id)]
-    statuses = await _anchoring(session, client, ids)
-    return render(request, "_anchor_badge.html", status=_least(list(statuses.values())))
+    """The least advanced anchoring of each listed request's receivables, in one answer
+    (loaded by htmx after the table): a query each for the requests, their items and their
+    events, one ledger call, each badge an out-of-band swap into its row. A request the bank
+    may not see is the 404 page."""
+    wanted = list(dict.fromkeys(request_ids))
+    found = await session.execute(
+        select(FinancingRequest).where(col(FinancingRequest.id).in_(wanted))
+    )
+    rows = {r.id: r for r in found.scalars()}
+    for request_id in wanted:
+        row = rows.get(request_id)
+        if row is None or not await service.can_see_request(session, principal, row):
+            raise NotFound(f"there is no financing request {request_id}")
+    items = await service.items_of_many(session, wanted)
+    statuses = await _anchoring(
+        session, client, [i.receivable_id for v in items.values() for i in v]
+    )
+    badges = [(rid, _least([statuses[i.receivable_id] for i in items[rid]])) for rid in wanted]
+    return render(request, "_anchor_badges.html", badges=badges)
 
 
 def _default_terms(row: FinancingRequest) -> dict[str, str]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import date
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -99,6 +100,7 @@ async def receivables(request: Request, principal: PagePrincipal, session: Sessi
         request,
         "receivables.html",
         rows=[ReceivablePublic.of(r) for r in rows],
+        anchor_query=urlencode([("id", r.id) for r in rows]),
         names=names,
         axes={axis: [v.value for v in kind] for axis, kind in AXES.items()},
         selected={k: params.get(k, "") for k in (*AXES, "as", "due_from", "due_to")},
@@ -108,17 +110,24 @@ async def receivables(request: Request, principal: PagePrincipal, session: Sessi
     )
 
 
-@router.get("/receivables/{receivable_id}/anchoring", response_class=HTMLResponse)
-async def anchoring_badge(
-    receivable_id: str, request: Request, principal: PagePrincipal, session: Session
+@router.get("/anchoring/receivables", response_class=HTMLResponse)
+async def anchoring_badges(
+    request: Request,
+    principal: PagePrincipal,
+    session: Session,
+    receivable_ids: Annotated[list[str], Query(alias="id", min_length=1, max_length=PAGE_SIZE)],
 ) -> Any:
-    """The anchoring badge of one row (loaded by htmx after the table)."""
-    row = await service.get_visible(session, principal, receivable_id)
-    events = await repository.events(session, row.id)
-    status, _ = await ledger.anchoring(
-        ledger_client(request), row.id, [(e.event_id, e.seq) for e in events]
-    )
-    return render(request, "_anchor_badge.html", status=status)
+    """The anchoring badges of a table's rows in one answer (loaded by htmx after the table):
+    one query for the events, one ledger call, each badge an out-of-band swap into its row.
+    A receivable the organisation is not a party to is the 404 page."""
+    wanted = list(dict.fromkeys(receivable_ids))
+    visible = await repository.visible_ids(session, wanted, principal.organization_id)
+    for rid in wanted:
+        if rid not in visible:
+            raise NotFound(f"there is no receivable {rid}")
+    events = await repository.events_of_many(session, wanted)
+    answers = await ledger.anchoring_many(ledger_client(request), events)
+    return render(request, "_anchor_badges.html", badges=[(rid, answers[rid][0]) for rid in wanted])
 
 
 async def detail_context(

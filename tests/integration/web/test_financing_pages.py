@@ -177,7 +177,8 @@ async def test_bank_sees_pricing_facts_never_the_supplier(market):
         assert row, language
         assert market["core"].party.name in row.group(1)
         assert "€10,000.00" in row.group(1)
-        assert f'hx-get="/web/bank/requests/{request_id}/anchoring"' in row.group(1)
+        assert f'<span id="anchor-{request_id}">' in row.group(1)
+        assert "/web/bank/anchoring/requests?id=" in listing.text
         for word in words:
             assert word in listing.text
         assert supplier.party.name not in listing.text
@@ -188,8 +189,9 @@ async def test_bank_sees_pricing_facts_never_the_supplier(market):
     assert "photovoltaic manufacturing" in page.text  # the debtor's cluster
     assert "ledger unreachable" in page.text  # the anchoring (the tests' ledger is down)
     badge = await bank.client.get(
-        f"/web/bank/requests/{request_id}/anchoring?lang=en", headers={"HX-Request": "true"}
+        f"/web/bank/anchoring/requests?id={request_id}&lang=en", headers={"HX-Request": "true"}
     )
+    assert f'<span id="anchor-{request_id}" hx-swap-oob="true">' in badge.text
     assert 'data-anchor="unknown"' in badge.text
     assert "<html" not in badge.text
 
@@ -350,8 +352,12 @@ async def test_bank_b_never_sees_bank_a_offer(market):
 
     accepted = await supplier.post(f"/web/financing/offers/{a_offer}/accept")
     financing_id = accepted.headers["location"].split("/")[-1].split("?")[0]
-    for path in [f"/web/bank/requests/{request_id}", f"/web/financings/{financing_id}"]:
-        hidden = await bank_b.client.get(path + "?lang=en")
+    for path in [
+        f"/web/bank/requests/{request_id}",
+        f"/web/financings/{financing_id}",
+        f"/web/bank/anchoring/requests?id={request_id}",  # no longer open, and never bid on
+    ]:
+        hidden = await bank_b.client.get(path + ("&" if "?" in path else "?") + "lang=en")
         assert hidden.status_code == 404, path
         assert "Not found" in hidden.text
     funding = await bank_b.post(f"/web/financings/{financing_id}/disbursement", {"reference": "x"})

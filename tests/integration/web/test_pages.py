@@ -223,7 +223,8 @@ async def test_receivables_table_shows_every_axis_and_money_and_dates_per_langua
         assert f'data-axis="{axis}" data-state="{value}"' in cells
     assert "CN¥1,130.00" in cells
     assert "Mar 15, 2026" in cells
-    assert f'hx-get="/web/receivables/{rid}/anchoring"' in cells
+    assert f'<span id="anchor-{rid}">' in cells  # its badge, swapped in by the table's one load
+    assert f"/web/anchoring/receivables?id={rid}" in english.text
     chinese = await supplier.client.get("/web/receivables?lang=zh-CN")
     found = re.search(rf'<tr data-id="{rid}">(.*?)</tr>', chinese.text, re.S)
     assert found
@@ -247,14 +248,27 @@ async def test_receivables_filters_apply_and_an_unknown_value_is_an_error_page(p
     assert bad.headers["content-type"].startswith("text/html")
 
 
-async def test_anchoring_badge_says_the_ledger_is_unreachable(person):
+async def test_anchoring_badges_of_a_table_in_one_answer_say_the_ledger_is_unreachable(person):
+    supplier = await person(Role.supplier)
+    core = await new_party(Role.core_firm)
+    first, second = await upload(supplier, core), await upload(supplier, core)
+    badges = await supplier.client.get(
+        f"/web/anchoring/receivables?id={first}&id={second}", headers={"HX-Request": "true"}
+    )
+    assert badges.status_code == 200
+    assert "<html" not in badges.text
+    found = re.findall(
+        r'<span id="anchor-(\w+)" hx-swap-oob="true">.*?data-anchor="(\w+)"', badges.text, re.S
+    )
+    assert found == [(first, "unknown"), (second, "unknown")]  # the tests' ledger is down
+
+
+async def test_anchoring_badges_refuse_an_empty_or_oversized_list(person):
     supplier = await person(Role.supplier)
     rid = await upload(supplier, await new_party(Role.core_firm))
-    badge = await supplier.client.get(
-        f"/web/receivables/{rid}/anchoring", headers={"HX-Request": "true"}
-    )
-    assert badge.status_code == 200
-    assert 'data-anchor="unknown"' in badge.text
+    assert (await supplier.client.get("/web/anchoring/receivables")).status_code == 422
+    many = "&".join(f"id={rid}" for _ in range(51))
+    assert (await supplier.client.get(f"/web/anchoring/receivables?{many}")).status_code == 422
 
 
 async def test_another_organisations_receivable_is_the_404_page(person):
@@ -265,9 +279,10 @@ async def test_another_organisations_receivable_is_the_404_page(person):
     for path in (
         f"/web/receivables/{rid}",
         f"/web/receivables/{rid}/lineage",
-        f"/web/receivables/{rid}/anchoring",
+        f"/web/anchoring/receivables?id={rid}",
+        f"/web/anchoring/receivables?id={await upload(other, core)}&id={rid}",  # one not its own
     ):
-        response = await other.client.get(path + "?lang=en")
+        response = await other.client.get(path + ("&" if "?" in path else "?") + "lang=en")
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("text/html")
         assert "Not found" in response.text
