@@ -203,7 +203,11 @@ def test_demo_people_of_qilian_seed_log_in(
         capture_output=True,
     )
     organizations = json.loads(credentials.read_text())["organizations"]
-    for role, start in [("supplier", "/web/receivables"), ("auditor", "/web/audit")]:
+    for role, start in [
+        ("supplier", "/web/receivables"),
+        ("auditor", "/web/audit"),
+        ("guarantor", "/web/guarantor"),
+    ]:
         entry = next(o for o in organizations if o["role"] == role)
         who = Account(party=None, username=entry["username"], password=entry["password"])  # type: ignore[arg-type]
         page = login(browser, stack, who, "zh_CN")

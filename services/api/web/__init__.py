@@ -22,6 +22,7 @@ def install(app: FastAPI) -> None:
         bank,
         corefirm,
         financing,
+        guarantor,
         receivables,
         regulator,
         router,
@@ -30,5 +31,6 @@ def install(app: FastAPI) -> None:
 
     # the static files first: the pages' catch-all (an unknown /web path is the 404 page) is last
     app.mount("/web/static", StaticFiles(directory=STATIC_DIR), name="web-static")
-    for module in (receivables, supplier, corefirm, auditor, financing, bank, regulator, router):
+    modules = (receivables, supplier, corefirm, auditor, financing, bank, guarantor, regulator)
+    for module in (*modules, router):
         app.include_router(module.router)

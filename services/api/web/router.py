@@ -1,7 +1,7 @@
-"""The pages' entry: login and logout (the identity service's password login and sessions), each
-role's start page, and the places kept for the financing pages that come with the marketplace.
-The role pages are in :mod:`.supplier`, :mod:`.corefirm`, :mod:`.auditor` and
-:mod:`.receivables`; :func:`services.api.web.install` adds them all."""
+"""The pages' entry: login and logout (the identity service's password login and sessions) and
+each role's start page. The role pages are in :mod:`.supplier`, :mod:`.corefirm`,
+:mod:`.auditor`, :mod:`.receivables`, :mod:`.financing`, :mod:`.bank`, :mod:`.guarantor` and
+:mod:`.regulator`; :func:`services.api.web.install` adds them all."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ START: Final = {
     Role.core_firm: "/web/confirmations",
     Role.auditor: "/web/audit",
     Role.bank: "/web/bank/requests",  # the marketplace's pages: services.api.web.bank
+    Role.guarantor: "/web/guarantor",  # programmes, covers, claims: services.api.web.guarantor
     Role.regulator: "/web/regulator",  # the cluster indicators: services.api.web.regulator
     Role.operator: "/web/regulator",
 }
@@ -39,13 +40,7 @@ def _safe_next(target: str | None) -> str | None:
 
 @router.get("", response_class=HTMLResponse)
 async def home(principal: PagePrincipal) -> Any:
-    return redirect(START.get(principal.role, "/web/later"))
-
-
-@router.get("/later", response_class=HTMLResponse)
-async def later(request: Request, principal: PagePrincipal) -> Any:
-    """The place of the pages still to come (financing, banks, guarantors, the regulator)."""
-    return render(request, "later.html")
+    return redirect(START[principal.role])
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -78,7 +73,7 @@ async def login_submit(request: Request) -> Any:
         else:
             if result.ok and result.organization is not None:
                 role = Role(result.organization.role)
-                response = redirect(target or START.get(role, "/web/later"))
+                response = redirect(target or START[role])
                 for cookie in session_cookies(request, result):
                     response.set_cookie(path="/", **cookie)  # type: ignore[arg-type]
                 return response

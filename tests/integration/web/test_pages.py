@@ -108,7 +108,7 @@ async def test_each_role_lands_on_its_start_page(person):
         (Role.supplier, "/web/receivables"),
         (Role.core_firm, "/web/confirmations"),
         (Role.auditor, "/web/audit"),
-        (Role.guarantor, "/web/later"),
+        (Role.guarantor, "/web/guarantor"),
     ]:
         who = await person(role)
         response = await who.client.get("/web")
