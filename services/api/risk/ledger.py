@@ -18,6 +18,8 @@ The accounts and the entries of each flow:
 - claim raised (default): Dr ``default_losses:<bank>`` / Cr ``claims_payable:<party>`` for each
   party that pays a share (guarantor, pool, others; the bank's own share is no entry);
 - the pool pays a claim: Dr ``claims_payable:pool`` / Cr ``pool``;
+- a guarantor records paying its claim to the bank (off the platform, by transfer): Dr
+  ``claims_payable:<guarantor>`` / Cr ``guarantor_payments:<guarantor>``;
 - a recovery returned to the pool: Dr ``pool`` / Cr ``pool_recoveries``.
 """
 
@@ -74,6 +76,17 @@ def claims_payable(party: str, organization_id: str | None, currency: str) -> Ac
         "claims_payable",
         currency,
         organization_id=organization_id,
+        max_balance_minor=0,
+    )
+
+
+def guarantor_payments(guarantor_id: str, currency: str) -> Account:
+    """What a guarantor paid banks on its claims, outside the platform (credits only)."""
+    return Account(
+        f"guarantor_payments:{guarantor_id}:{currency}",
+        "guarantor_payments",
+        currency,
+        organization_id=guarantor_id,
         max_balance_minor=0,
     )
 

@@ -59,7 +59,7 @@ class ClaimState(StrEnum):
     borne = "borne"  # the bank's own share: nobody pays it
     raised = "raised"  # a guarantor's or other party's share, owed to the bank
     queued = "queued"  # the pool's share, waiting for the pool's balance
-    paid = "paid"  # the pool's share, paid from its balance (a ledger entry)
+    paid = "paid"  # paid: by the pool from its balance, or recorded by its guarantor (an entry)
 
 
 class EntryKind(StrEnum):
@@ -67,8 +67,9 @@ class EntryKind(StrEnum):
     guarantee_fee = "guarantee_fee"
     fee_reversal = "fee_reversal"
     claim_raised = "claim_raised"
-    claim_paid = "claim_paid"
+    claim_paid = "claim_paid"  # the pool pays its claim
     recovery = "recovery"
+    guarantor_payment = "guarantor_payment"  # a guarantor records paying its claim to the bank
 
 
 class GuaranteeProgramme(SQLModel, table=True):
@@ -202,6 +203,9 @@ class RiskClaim(SQLModel, table=True):
     raised_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     paid_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     payment_entry_id: str | None = Field(default=None, sa_column=Column(String(40)))
+    payment_reference: str | None = Field(
+        default=None, sa_column=Column(String(200))
+    )  # the guarantor's reference of its payment (bank transfer) to the bank
 
 
 class RiskAccount(SQLModel, table=True):

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from qilian.kit.money import MINOR_UNITS
+from qilian.kit.money import MINOR_UNITS, MoneyError
 from services.api.auth.dependencies import Session, require_roles
 from services.api.auth.models import Principal
 from services.api.auth.pagination import Cursor, Limit, Page, paginate
@@ -19,6 +19,7 @@ from services.api.risk import alerts, ledger, service, stats
 from services.api.risk.models import Alert, ClaimState, GuaranteeProgramme, RiskClaim
 from services.api.risk.schemas import (
     AlertPublic,
+    ClaimPaymentCreate,
     ClaimPublic,
     LossShareIn,
     PoolPublic,
@@ -162,6 +163,20 @@ async def list_claims(
     query = service.claims_query(principal, state)
     rows, next_cursor = await paginate(session, query, RiskClaim.id, limit, cursor)
     return Page[ClaimPublic](items=[ClaimPublic.of(c) for c in rows], next_cursor=next_cursor)
+
+
+@claims_router.post("/{claim_id}/payment", response_model=ClaimPublic)
+async def record_claim_payment(
+    claim_id: str, body: ClaimPaymentCreate, principal: Guarantor, session: Session
+) -> ClaimPublic:
+    """The guarantor that owes a ``raised`` claim records paying it to the bank: the amount is
+    the claim's open amount exactly; the claim becomes ``paid`` with its ledger entry."""
+    try:
+        amount = body.amount.to_money()
+    except MoneyError as exc:
+        raise service.field_error("amount.amount", str(exc)) from None
+    claim = await service.record_claim_payment(session, principal, claim_id, amount, body.reference)
+    return ClaimPublic.of(claim)
 
 
 def _month(value: str | None, name: str, default: date) -> date:

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from qilian.kit.money import MINOR_UNITS, Money, MoneyModel
 from services.api.organizations.models import Cluster
@@ -121,6 +122,22 @@ class RecoveryCreate(BaseModel):
     reference: str = Field(min_length=1, max_length=200)
 
 
+class ClaimPaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: MoneyModel = Field(description="the claim's open amount, exactly")
+    reference: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    ] = Field(description="the guarantor's payment reference (its bank transfer); trimmed")
+
+    @field_validator("reference")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(unicodedata.category(c) == "Cc" for c in value):
+            raise ValueError("a reference has no control characters")
+        return value
+
+
 class PoolPublic(BaseModel):
     currency: str
     balance: MoneyModel
@@ -162,6 +179,10 @@ class ClaimPublic(BaseModel):
     state: str
     raised_at: str
     paid_at: str | None
+    payment_entry_id: str | None = Field(
+        description="the ledger entry of the payment (none for a paid claim of zero)"
+    )
+    payment_reference: str | None = Field(description="a guarantor's reference of its payment")
 
     @classmethod
     def of(cls, claim: RiskClaim) -> ClaimPublic:

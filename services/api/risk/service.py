@@ -1,7 +1,7 @@
 """The rules of risk sharing (政银担): guarantee programmes, the cover a financing request asks
-for and the financing gets at acceptance, the claims of a covered default, and the risk
-compensation pool (top-ups, payments in order, recoveries). Every money movement is a ledger entry
-(:mod:`services.api.risk.ledger`).
+for and the financing gets at acceptance, the claims of a covered default and a guarantor's
+payment of its claim, and the risk compensation pool (top-ups, payments in order, recoveries).
+Every money movement is a ledger entry (:mod:`services.api.risk.ledger`).
 
 **Loss** (docs/risk.md): the principal the bank advanced and was not paid back — the financing's
 ``advance`` minus what was paid to the bank on its receivables (``repaid``), never below zero.
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from qilian.kit import ids
-from qilian.kit.errors import Conflict, InvalidInput, NotFound
+from qilian.kit.errors import Conflict, Forbidden, InvalidInput, NotFound
 from qilian.kit.money import Money, MoneyError
 from services.api.audit import service as audit
 from services.api.auth.models import Principal
@@ -45,6 +45,7 @@ from services.api.risk.models import (
     Party,
     RiskClaim,
 )
+from services.api.webhooks import service as webhooks
 
 log = structlog.get_logger(__name__)
 
@@ -454,6 +455,8 @@ def claim_json(claim: RiskClaim) -> dict[str, Any]:
         "state": claim.state,
         "raised_at": claim.raised_at.isoformat(),
         "paid_at": claim.paid_at.isoformat() if claim.paid_at else None,
+        "payment_entry_id": claim.payment_entry_id,
+        "payment_reference": claim.payment_reference,
     }
 
 
@@ -592,6 +595,102 @@ async def pay_queued(session: AsyncSession, currency: str, limit: int = 500) -> 
         paid.append(claim)
     await session.flush()
     return paid
+
+
+# why a claim that is not ``raised`` cannot be paid by its guarantor: (reason, detail)
+_NOT_PAYABLE: dict[str, tuple[str, str]] = {
+    ClaimState.paid.value: ("already_paid", "the claim is paid already"),
+    ClaimState.borne.value: ("borne_by_bank", "the bank's own share is borne by the bank"),
+    ClaimState.queued.value: ("pool_claim", "the pool's share is paid from the pool"),
+}
+
+
+async def record_claim_payment(
+    session: AsyncSession, principal: Principal, claim_id: str, amount: Money, reference: str
+) -> RiskClaim:
+    """The guarantor that owes a ``raised`` claim records paying it to the bank: exactly the
+    claim's open amount, one balanced entry (Dr ``claims_payable:<guarantor>`` / Cr
+    ``guarantor_payments:<guarantor>``), the claim ``paid``. The claim's row is the lock: of two
+    concurrent payments one pays, the other finds it paid (409).
+
+    404 for a claim the caller may not see (neither its own nor one of a financing it covers);
+    409 for a claim that is not ``raised`` (paid, the bank's, the pool's); 403 for another
+    party's claim of a financing the caller covers; 422 naming ``amount.currency`` or
+    ``amount.amount`` for anything but the open amount."""
+    claim = (
+        await session.execute(
+            select(RiskClaim)
+            .where(col(RiskClaim.id) == claim_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    org = principal.organization_id
+    if claim is None or not (
+        claim.organization_id == org or await guarantees(session, org, claim.financing_id)
+    ):
+        raise NotFound(f"there is no claim {claim_id}")
+    if claim.state != ClaimState.raised:
+        reason, detail = _NOT_PAYABLE.get(claim.state, ("state", f"the claim is {claim.state}"))
+        raise ClaimConflict(detail, extra={"state": claim.state, "reason": reason})
+    if claim.organization_id != org:
+        raise Forbidden("only the party that owes a claim records its payment")
+    if amount.currency != claim.currency:
+        raise field_error("amount.currency", f"the claim is in {claim.currency}")
+    open_amount = Money(claim.amount_minor - claim.recovered_minor, claim.currency)
+    if amount != open_amount:
+        raise field_error("amount.amount", f"the payment is the claim's open amount, {open_amount}")
+    if open_amount.minor > 0:
+        entry = await ledger.post(
+            session,
+            EntryKind.guarantor_payment,
+            claim.currency,
+            [
+                ledger.debit(
+                    ledger.claims_payable(claim.party, claim.organization_id, claim.currency),
+                    open_amount.minor,
+                ),
+                ledger.credit(ledger.guarantor_payments(org, claim.currency), open_amount.minor),
+            ],
+            actor=org,
+            financing_id=claim.financing_id,
+            claim_id=claim.id,
+            memo=reference,
+        )
+        claim.payment_entry_id = entry.id
+    claim.state = ClaimState.paid.value
+    claim.paid_at = now()
+    claim.payment_reference = reference
+    session.add(claim)
+    await session.flush()
+    await audit.append(
+        session,
+        principal,
+        "risk_claim.paid",
+        object_type="risk_claim",
+        object_id=claim.id,
+        details={
+            "amount": open_amount.to_json(),
+            "reference": reference,
+            "entry_id": claim.payment_entry_id,
+        },
+    )
+    await webhooks.publish(
+        session,
+        [claim.bank_id],
+        "risk_claim.paid",
+        {
+            "claim_id": claim.id,
+            "financing_id": claim.financing_id,
+            "party": claim.party,
+            "organization_id": claim.organization_id,
+            "amount": open_amount.to_json(),
+            "reference": reference,
+            "paid_at": claim.paid_at.isoformat(),
+        },
+    )
+    log.info("risk_claim_paid", claim_id=claim.id, amount_minor=open_amount.minor)
+    return claim
 
 
 def queued_currencies() -> Any:

@@ -422,7 +422,8 @@ MATRIX.update(
 
 
 # risk sharing: programmes (guarantors open them, everyone reads them), the pool (the operator
-# writes, the regulator and operator read; auditors verify the ledger), claims (their parties)
+# writes, the regulator and operator read; auditors verify the ledger), claims (their parties
+# read them; the guarantor that owes one records paying it)
 # (tests/integration/risk)
 SUPERVISORS = {Role.regulator, Role.operator}
 _PROGRAMME = {
@@ -488,6 +489,14 @@ MATRIX.update(
                 lambda w: "/v1/risk-claims",
                 None,
                 _only(SUPERVISORS | {Role.bank, Role.guarantor}, 200, 403),
+            )
+        ],
+        ("POST", "/v1/risk-claims/{claim_id}/payment"): [
+            (
+                "missing",
+                lambda w: "/v1/risk-claims/clm_nope/payment",
+                lambda: {"amount": {"amount": "1.00", "currency": "CNY"}, "reference": "M"},
+                _only({Role.guarantor}, 404, 403),
             )
         ],
         ("GET", "/v1/stats/clusters"): [
