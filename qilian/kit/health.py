@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from kombu import Connection
 
-from qilian.kit import db
+from qilian.kit import broker, db
 from qilian.kit.settings import Settings
 
 Check = Callable[[], Awaitable[None]]
@@ -32,6 +32,7 @@ async def check_database() -> None:
 
 
 def _broker_roundtrip(url: str, queue: str) -> None:
+    broker.register()  # declaring the queue races the worker's and beat's on a fresh broker
     with Connection(url, connect_timeout=CHECK_TIMEOUT) as conn:
         conn.ensure_connection(max_retries=1, timeout=int(CHECK_TIMEOUT))
         if conn.transport.driver_type == "sqlalchemy":

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_init, worker_process_shutdown
 
+from qilian.kit import broker
 from qilian.kit.logging import configure_logging
 from qilian.kit.settings import get_settings
 from qilian.kit.tasks import reset_after_fork
@@ -34,12 +35,7 @@ TASK_MODULES = [
 
 def create_celery() -> Celery:
     settings = get_settings()
-    if settings.broker_url.startswith("sqla+"):
-        # kombu's SQLAlchemy transport (the embedded broker) polls every second by default, and
-        # hands its transport options to create_engine, so the interval is set on the class
-        from kombu.transport.sqlalchemy import Transport
-
-        Transport.polling_interval = 0.1
+    broker.register()  # the embedded broker's transport, safe for several processes
     app = Celery("qilian", broker=settings.broker_url, include=TASK_MODULES)
     app.conf.update(
         task_default_queue=settings.task_queue,

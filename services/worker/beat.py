@@ -7,7 +7,9 @@ at once with ``RecoverableConnectionError('channel disconnected')``: beat keeps 
 and never schedules anything again (the outbox relay among it), until someone restarts it.
 
 ``RecoveringScheduler`` drops the broken producer and connection when a publish fails on a
-connection error; the next due entry builds fresh ones (``ensure_connection`` retries while the
+connection error or a database error of the embedded broker (a SQLAlchemy session that failed
+once refuses every later statement until it is rolled back, and kombu keeps it for the channel's
+life); the next due entry builds fresh ones (``ensure_connection`` retries while the
 broker is still away). Nothing else changes: entries, timing and the schedule file are Celery's.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 
 from celery.beat import PersistentScheduler, SchedulingError
 from kombu.exceptions import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 
 class RecoveringScheduler(PersistentScheduler):
@@ -40,7 +43,7 @@ class RecoveringScheduler(PersistentScheduler):
 def _connection_error(exc: BaseException) -> bool:
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, OperationalError | ConnectionError | OSError):
+        if isinstance(seen, OperationalError | ConnectionError | OSError | SQLAlchemyError):
             return True
         if type(seen).__name__ in ("RecoverableConnectionError", "OperationalError"):
             return True

@@ -10,6 +10,7 @@ from functools import lru_cache
 import structlog
 from celery import Celery
 
+from qilian.kit import broker
 from qilian.kit.settings import Settings, get_settings
 from qilian.kit.tasks import run_async, task
 from services.api.invoices import imports
@@ -28,6 +29,7 @@ def process_import(import_id: str) -> str:
 
 @lru_cache
 def _producer(broker_url: str) -> Celery:
+    broker.register()  # the embedded broker's transport, safe for several processes
     return Celery("qilian-api", broker=broker_url, set_as_current=False)
 
 
