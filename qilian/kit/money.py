@@ -6,11 +6,19 @@ Floats are refused everywhere.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 # ISO 4217 minor-unit exponents of the currencies the platform accepts.
 MINOR_UNITS: dict[str, int] = {
@@ -150,9 +158,28 @@ class MoneyModel(BaseModel):
             raise ValueError(f"unsupported currency {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _exact_in_its_currency(self) -> Self:
+        Money.of(self.amount, self.currency)  # more decimals than the currency's minor unit
+        return self
+
     def to_money(self) -> Money:
         return Money.of(self.amount, self.currency)
 
     @classmethod
     def from_money(cls, money: Money) -> MoneyModel:
         return cls(amount=money.amount, currency=money.currency)
+
+
+def _printable(value: str) -> str:
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise ValueError("a reference has no control characters")
+    return value
+
+
+# A payment's reference (a bank transfer's): trimmed, 1–200 characters, no control characters.
+PaymentReference = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_printable),
+]

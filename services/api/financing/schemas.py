@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qilian.kit.money import Money, MoneyModel
+from qilian.kit.money import Money, MoneyModel, PaymentReference
 from services.api.financing import pricing
 from services.api.financing.models import (
     FinancingRecord,
@@ -180,7 +180,7 @@ class OfferPublic(BaseModel):
 class DisbursementCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reference: str = Field(min_length=1, max_length=200, description="the bank's payment reference")
+    reference: PaymentReference = Field(description="the bank's payment reference; trimmed")
     amount: MoneyModel | None = Field(
         default=None, description="if given, must equal the net proceeds"
     )

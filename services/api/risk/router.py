@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from qilian.kit.money import MINOR_UNITS, MoneyError
+from qilian.kit.money import MINOR_UNITS
 from services.api.auth.dependencies import Session, require_roles
 from services.api.auth.models import Principal
 from services.api.auth.pagination import Cursor, Limit, Page, paginate
@@ -171,11 +171,9 @@ async def record_claim_payment(
 ) -> ClaimPublic:
     """The guarantor that owes a ``raised`` claim records paying it to the bank: the amount is
     the claim's open amount exactly; the claim becomes ``paid`` with its ledger entry."""
-    try:
-        amount = body.amount.to_money()
-    except MoneyError as exc:
-        raise service.field_error("amount.amount", str(exc)) from None
-    claim = await service.record_claim_payment(session, principal, claim_id, amount, body.reference)
+    claim = await service.record_claim_payment(
+        session, principal, claim_id, body.amount.to_money(), body.reference
+    )
     return ClaimPublic.of(claim)
 
 

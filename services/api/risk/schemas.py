@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from qilian.kit.money import MINOR_UNITS, Money, MoneyModel
+from qilian.kit.money import MINOR_UNITS, Money, MoneyModel, PaymentReference
 from services.api.organizations.models import Cluster
 from services.api.risk.models import Alert, GuaranteeProgramme, Party, RiskClaim
 from services.api.risk.service import PoolState, claim_json
@@ -111,7 +110,7 @@ class TopUpCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: MoneyModel
-    reference: str = Field(min_length=1, max_length=200, description="the transfer's reference")
+    reference: PaymentReference = Field(description="the transfer's reference; trimmed")
 
 
 class RecoveryCreate(BaseModel):
@@ -119,23 +118,16 @@ class RecoveryCreate(BaseModel):
 
     claim_id: str = Field(min_length=1, max_length=40, description="a paid pool claim")
     amount: MoneyModel
-    reference: str = Field(min_length=1, max_length=200)
+    reference: PaymentReference = Field(description="the recovery's reference; trimmed")
 
 
 class ClaimPaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: MoneyModel = Field(description="the claim's open amount, exactly")
-    reference: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
-    ] = Field(description="the guarantor's payment reference (its bank transfer); trimmed")
-
-    @field_validator("reference")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if any(unicodedata.category(c) == "Cc" for c in value):
-            raise ValueError("a reference has no control characters")
-        return value
+    reference: PaymentReference = Field(
+        description="the guarantor's payment reference (its bank transfer); trimmed"
+    )
 
 
 class PoolPublic(BaseModel):

@@ -237,6 +237,7 @@ async def test_offers_are_validated_naming_the_field(http, market):
         (terms(fee="-1.00"), "fee.amount"),
         (terms(fee="5000.00"), "fee.amount"),  # more than 10 % of face value
         (terms(currency="USD"), "fee.currency"),
+        (terms(fee="1.001"), "fee"),  # more decimals than EUR has (a server error before)
         (terms(recourse=False), "recourse"),  # the requester wants recourse
         (terms(day_count="30/360"), "day_count"),
         (terms(expires_at=closes_in(-10)), "expires_at"),
@@ -394,6 +395,10 @@ async def test_accept_the_best_then_register_fund_and_repay(http, market):
     )
     assert wrong.status_code == 422
     assert wrong.json()["errors"][0]["field"] == "amount"
+    for reference in ("WIRE\x00-1", "   "):  # a NUL was a server error; blank is no reference
+        refused = await call(http, market.banks[1], "POST", disburse, {"reference": reference})
+        assert refused.status_code == 422, (reference, refused.text)
+        assert refused.json()["errors"][0]["field"] == "reference"
     funded = await call(
         http,
         market.banks[1],

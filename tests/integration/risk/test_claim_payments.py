@@ -188,7 +188,7 @@ async def test_anything_but_the_open_amount_is_422_naming_the_field(http, world)
         ("360.02", "EUR", "amount.amount"),
         ("0.00", "EUR", "amount.amount"),
         ("360.01", "USD", "amount.currency"),
-        ("360.011", "EUR", "amount.amount"),  # more decimals than the currency has
+        ("360.011", "EUR", "amount"),  # more decimals than the currency has: the money object
     ]:
         refused = problem(await pay(http, world.guarantor, mine, amount, currency), 422)
         assert refused["errors"][0]["field"] == field, (amount, currency, refused)

@@ -244,3 +244,34 @@ def test_qilian_risk_verify_ledger_exits_1_while_an_entry_is_hand_edited(migrate
     intact = CliRunner().invoke(cli, ["risk", "verify-ledger"])
     assert intact.exit_code == 0, intact.output
     assert "risk ledger intact" in intact.output
+
+
+async def test_top_ups_and_recoveries_refuse_inexact_money_and_control_characters_by_field(
+    http, world
+):
+    """Refusals, not server errors: more decimals than the currency has, and a NUL in the
+    reference (which PostgreSQL cannot store), each a 422 naming its field; nothing posted."""
+    before = await last_entry("KWD") if await _has_entry("KWD") else None
+    for path, body, field in [
+        ("/v1/risk-pool/top-ups", {"amount": {"amount": "0.001", "currency": "CNY"}}, "amount"),
+        ("/v1/risk-pool/top-ups", {"amount": {"amount": "1.0001", "currency": "KWD"}}, "amount"),
+        ("/v1/risk-pool/top-ups", {"reference": "T\x00-1"}, "reference"),
+        ("/v1/risk-pool/recoveries", {"claim_id": "clm_x", "reference": "R\x00"}, "reference"),
+        ("/v1/risk-pool/recoveries", {"claim_id": "clm_x", "amount": {"amount": "1.001",
+                                       "currency": "EUR"}}, "amount"),
+    ]:  # fmt: skip
+        full = {"amount": {"amount": "1.000", "currency": "KWD"}, "reference": "ok", **body}
+        response = await call(http, world.operator, "POST", path, full)
+        assert response.status_code == 422, (path, body, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in response.json()["errors"]] == [field], (path, body)
+    assert (await last_entry("KWD") if await _has_entry("KWD") else None) == before
+
+
+async def _has_entry(currency: str) -> bool:
+    async with db.transaction() as session:
+        row = await session.execute(
+            text("SELECT 1 FROM platform.risk_ledger_entries WHERE currency = :c LIMIT 1"),
+            {"c": currency},
+        )
+        return row.first() is not None
