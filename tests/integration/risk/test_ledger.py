@@ -252,14 +252,15 @@ async def test_top_ups_and_recoveries_refuse_inexact_money_and_control_character
     """Refusals, not server errors: more decimals than the currency has, and a NUL in the
     reference (which PostgreSQL cannot store), each a 422 naming its field; nothing posted."""
     before = await last_entry("KWD") if await _has_entry("KWD") else None
-    for path, body, field in [
+    cases: list[tuple[str, dict[str, Any], str]] = [
         ("/v1/risk-pool/top-ups", {"amount": {"amount": "0.001", "currency": "CNY"}}, "amount"),
         ("/v1/risk-pool/top-ups", {"amount": {"amount": "1.0001", "currency": "KWD"}}, "amount"),
         ("/v1/risk-pool/top-ups", {"reference": "T\x00-1"}, "reference"),
         ("/v1/risk-pool/recoveries", {"claim_id": "clm_x", "reference": "R\x00"}, "reference"),
         ("/v1/risk-pool/recoveries", {"claim_id": "clm_x", "amount": {"amount": "1.001",
                                        "currency": "EUR"}}, "amount"),
-    ]:  # fmt: skip
+    ]  # fmt: skip
+    for path, body, field in cases:
         full = {"amount": {"amount": "1.000", "currency": "KWD"}, "reference": "ok", **body}
         response = await call(http, world.operator, "POST", path, full)
         assert response.status_code == 422, (path, body, response.text)
