@@ -1,5 +1,5 @@
 """The guarantor's pages (融资担保机构): its guarantee programmes with the form to open one, the
-financings its programmes cover, and its claims.
+financings its programmes cover, and its claims with the form recording a claim's payment.
 
 The form calls :func:`services.api.risk.service.create_programme`, as
 ``POST /v1/guarantee-programmes`` does, with the input validated by the API's own
@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from qilian.kit.errors import QilianError
+from qilian.kit.errors import NotFound, QilianError
 from qilian.kit.money import MINOR_UNITS, Money
 from services.api.auth.dependencies import Session
 from services.api.auth.models import Principal
@@ -33,7 +33,7 @@ from services.api.financing.models import FinancingRecord
 from services.api.organizations.models import Cluster, Organization, Role
 from services.api.risk import service
 from services.api.risk.models import ClaimState, GuaranteeCover, GuaranteeProgramme, RiskClaim
-from services.api.risk.schemas import ProgrammeCreate
+from services.api.risk.schemas import ClaimPaymentCreate, ProgrammeCreate
 from services.api.web import i18n
 from services.api.web import repository as web_repository
 from services.api.web.financing import page_context
@@ -42,6 +42,8 @@ from services.api.web.rendering import (
     VALIDATION_MESSAGES,
     FormErrors,
     PageRoute,
+    from_problem,
+    from_validation,
     redirect,
     render,
     t,
@@ -350,10 +352,19 @@ async def covers(request: Request, principal: GuarantorPage, session: Session) -
 # ---------------------------------------------------------------- claims
 
 
-@router.get("/claims", response_class=HTMLResponse)
-async def claims(request: Request, principal: GuarantorPage, session: Session) -> Any:
+async def claims_page(
+    request: Request,
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    failed: str | None = None,
+    errors: FormErrors | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
     """The guarantor's claims (as ``GET /v1/risk-claims`` answers it: its own), newest first;
-    ``?state=`` narrows them."""
+    ``?state=`` narrows them. Each of its ``raised`` claims has the form recording its payment;
+    ``failed`` is the claim whose form comes back with ``errors``."""
     wanted = request.query_params.get("state") or None
     states = [s.value for s in ClaimState]
     state = ClaimState(wanted) if wanted in states else None
@@ -365,10 +376,65 @@ async def claims(request: Request, principal: GuarantorPage, session: Session) -
     return render(
         request,
         "guarantor_claims.html",
+        status_code,
         rows=rows,
         names=await web_repository.names(session, [c.bank_id for c in rows]),
         m=lambda minor, currency: Money(minor, currency),
         states=states,
         selected=state.value if state else "",
+        payable={
+            c.id
+            for c in rows
+            if c.state == ClaimState.raised and c.organization_id == principal.organization_id
+        },
+        failed=failed,
+        errors=errors or FormErrors(),
+        values=values or {},
+        done=request.query_params.get("done"),
+        paid=request.query_params.get("id"),
         **context(request),
     )
+
+
+@router.get("/claims", response_class=HTMLResponse)
+async def claims(request: Request, principal: GuarantorPage, session: Session) -> Any:
+    return await claims_page(request, session, principal)
+
+
+@router.post("/claims/{claim_id}/payment", response_class=HTMLResponse)
+async def pay_claim(
+    claim_id: str, request: Request, principal: GuarantorPage, session: Session
+) -> Any:
+    """Records paying a ``raised`` claim to its bank (``risk.service.record_claim_payment`` with
+    the API's ``ClaimPaymentCreate``): the form sends the open amount its row showed, so a claim
+    changed meanwhile is refused rather than paid with another amount."""
+    form = await request.form()
+    values = {name: str(form.get(name) or "").strip() for name in ("reference", "amount")}
+    currency = str(form.get("currency") or "")
+    try:
+        body = ClaimPaymentCreate.model_validate(
+            {
+                "amount": {"amount": values["amount"], "currency": currency},
+                "reference": values["reference"],
+            }
+        )
+        async with session.begin_nested():
+            await service.record_claim_payment(
+                session, principal, claim_id, body.amount.to_money(), body.reference
+            )
+    except ValidationError as exc:
+        errors, status = from_validation(exc, request=request), 422
+    except NotFound:
+        raise
+    except QilianError as exc:
+        errors, status = from_problem(exc, ["reference"]), exc.status
+    else:
+        return redirect(f"/web/guarantor/claims?done=paid&id={claim_id}")
+    if set(errors.fields) - {"reference"}:  # the amount the row showed: not the field's fault
+        errors.form = errors.form or next(
+            message for name, message in errors.fields.items() if name != "reference"
+        )
+    return await claims_page(
+        request, session, principal, failed=claim_id, errors=errors, values=values,
+        status_code=status,
+    )  # fmt: skip

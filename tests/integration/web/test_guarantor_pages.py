@@ -339,6 +339,61 @@ async def test_covers_and_claims_in_both_languages(http, world, person: Login):
     assert claim_id not in paid.text
 
 
+async def test_the_guarantor_records_paying_its_claim_through_the_form(http, world, person: Login):
+    scenario = await covered_default(http, world)
+    await run_to_default()
+    financing_id = scenario["financing"]["id"]
+    guarantor = await person(party=world.guarantor)
+    page = (await guarantor.client.get("/web/guarantor/claims?lang=en")).text
+    [claim_id] = re.findall(r'<tr data-id="(clm_\w+)"', page)
+    html = row(page, claim_id)
+    assert f'action="/web/guarantor/claims/{claim_id}/payment"' in html
+    assert 'name="amount" value="4500.00"' in html  # the open amount, sent back as shown
+    assert "Record payment of CN¥4,500.00" in text_of(html)
+    path = f"/web/guarantor/claims/{claim_id}/payment?lang=en"
+    paid = {"amount": "4500.00", "currency": "CNY"}
+
+    # refusals: the form again with its error, the claim still raised
+    blank = await guarantor.post(path, {**paid, "reference": "  "})
+    assert blank.status_code == 422
+    assert field_error(blank.text, f"reference-{claim_id}") == "Required."
+    other_amount = await guarantor.post(path, {"amount": "4499.99", "currency": "CNY",
+                                               "reference": "HX-1"})  # fmt: skip
+    assert other_amount.status_code == 422
+    assert "open amount" in text_of(row(other_amount.text, claim_id))
+    assert 'value="HX-1"' in row(other_amount.text, claim_id)  # what was typed is kept
+    assert (await guarantor.client.post(path, data={**paid, "reference": "HX-1"})).status_code == (
+        403  # no CSRF token
+    )
+    someone = await person(party=await party(Role.guarantor))
+    assert (await someone.post(path, {**paid, "reference": "HX-1"})).status_code == 404
+    bank = await person(Role.bank)
+    assert (await bank.post(path, {**paid, "reference": "HX-1"})).status_code == 403
+    seen = await financing_of(http, world.guarantor, financing_id)
+    by_party = {c["party"]: c for c in seen["guarantee"]["claims"]}
+    assert by_party["guarantor"]["state"] == "raised"
+
+    done = await guarantor.post(path, {**paid, "reference": " HX-2026-0042 "})
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/web/guarantor/claims?done=paid&id={claim_id}"
+    seen = await financing_of(http, world.guarantor, financing_id)
+    claim = {c["party"]: c for c in seen["guarantee"]["claims"]}["guarantor"]
+    assert claim["state"] == "paid"
+    assert claim["payment_reference"] == "HX-2026-0042"
+    for language, state in {"en": "paid", "zh_CN": "已付清"}.items():
+        after = await guarantor.client.get(
+            f"/web/guarantor/claims?done=paid&id={claim_id}&lang={language}"
+        )
+        html = row(after.text, claim_id)
+        assert f'data-state="paid">{state}<' in html
+        assert figure(html, "payment") == "HX-2026-0042"
+        assert "<form" not in html  # paid: no form any more
+        assert claim_id in text_of(after.text.split('id="paid-notice"')[1].split("</p>")[0])
+    again = await guarantor.post(path, {**paid, "reference": "HX-3"})
+    assert again.status_code == 409  # paid already: the page says so, nothing paid twice
+    assert "paid already" in text_of(again.text)
+
+
 # ---------------------------------------------------------------- who sees what
 
 
