@@ -593,8 +593,27 @@ async def pay_queued(session: AsyncSession, currency: str, limit: int = 500) -> 
         claim.paid_at = at
         session.add(claim)
         paid.append(claim)
+    await webhooks.publish_each(
+        session,
+        "risk_claim.paid",
+        [(c.bank_id, _paid_event(c, Money(c.amount_minor, currency), None)) for c in paid],
+    )
     await session.flush()
     return paid
+
+
+def _paid_event(claim: RiskClaim, amount: Money, reference: str | None) -> dict[str, Any]:
+    """``risk_claim.paid`` for the bank owed: by the pool (no reference) or by its guarantor."""
+    assert claim.paid_at is not None
+    return {
+        "claim_id": claim.id,
+        "financing_id": claim.financing_id,
+        "party": claim.party,
+        "organization_id": claim.organization_id,
+        "amount": amount.to_json(),
+        "reference": reference,
+        "paid_at": claim.paid_at.isoformat(),
+    }
 
 
 # why a claim that is not ``raised`` cannot be paid by its guarantor: (reason, detail)
@@ -676,18 +695,7 @@ async def record_claim_payment(
         },
     )
     await webhooks.publish(
-        session,
-        [claim.bank_id],
-        "risk_claim.paid",
-        {
-            "claim_id": claim.id,
-            "financing_id": claim.financing_id,
-            "party": claim.party,
-            "organization_id": claim.organization_id,
-            "amount": open_amount.to_json(),
-            "reference": reference,
-            "paid_at": claim.paid_at.isoformat(),
-        },
+        session, [claim.bank_id], "risk_claim.paid", _paid_event(claim, open_amount, reference)
     )
     log.info("risk_claim_paid", claim_id=claim.id, amount_minor=open_amount.minor)
     return claim

@@ -33,8 +33,8 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "(disclosed factoring: the debtor now pays the financier)",
     "receivable.paid": "a receivable was paid in full",
     "receivable.overdue": "a receivable passed its due date unpaid",
-    "risk_claim.paid": "the guarantor that owes a claim of a defaulted financing recorded "
-    "paying it to the bank",
+    "risk_claim.paid": "a claim of a defaulted financing was paid to the bank: the pool paid its "
+    "share, or the guarantor that owes one recorded paying it",
     "alert.raised": "an early warning was raised",
     "webhook.test": "a test message asked for by the endpoint's owner",
 }

@@ -3,6 +3,7 @@ request, what banks see when pricing, the cover attached at acceptance with its 
 the claims of covered defaults computed against an independent calculation (``Fraction``), the
 pool paying, queueing and paying later in order."""
 
+import json
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -290,6 +291,9 @@ async def test_a_short_pool_queues_claims_and_pays_them_in_order_when_topped_up(
     assert state["queued_claims"] == 2
     assert state["queued_amount"] == {"amount": "540.00", "currency": "GBP"}
 
+    hook = {"url": "http://127.0.0.1:9/hook", "event_types": ["risk_claim.*"]}
+    endpoint = await call(http, world.banks[0], "POST", "/v1/webhook-endpoints", hook)
+    assert endpoint.status_code == 201, endpoint.text
     topped = await top_up(http, world, "400.00", currency)  # 500.00: the first only
     assert [c["id"] for c in topped["claims_paid"]] == [one["id"]]
     assert topped["pool"]["balance"] == {"amount": "50.00", "currency": "GBP"}
@@ -297,6 +301,21 @@ async def test_a_short_pool_queues_claims_and_pays_them_in_order_when_topped_up(
     assert [c["id"] for c in topped["claims_paid"]] == [two["id"]]
     assert topped["pool"]["balance"] == {"amount": "0.00", "currency": "GBP"}
     assert topped["pool"]["queued_claims"] == 0
+    # the bank hears of each payment by the pool (no reference: nobody typed one)
+    async with db.transaction() as session:
+        heard = (
+            await session.execute(
+                text(
+                    "SELECT payload FROM platform.webhook_messages"
+                    " WHERE organization_id = :b AND event_type = 'risk_claim.paid'"
+                ),
+                {"b": world.banks[0].org.id},
+            )
+        ).scalars()
+        paid_events = {e["claim_id"]: e for e in (json.loads(p)["data"] for p in heard)}
+    assert paid_events[one["id"]]["amount"] == {"amount": "450.00", "currency": "GBP"}
+    assert paid_events[two["id"]]["party"] == "pool"
+    assert paid_events[two["id"]]["reference"] is None
     claims = await call(http, world.banks[0], "GET", "/v1/risk-claims?state=paid")
     assert {one["id"], two["id"]} <= {c["id"] for c in claims.json()["items"]}
     theirs = await call(http, world.banks[1], "GET", "/v1/risk-claims")
