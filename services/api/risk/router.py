@@ -21,7 +21,6 @@ from services.api.risk.schemas import (
     AlertPublic,
     ClaimPaymentCreate,
     ClaimPublic,
-    LossShareIn,
     PoolPublic,
     ProgrammeCreate,
     ProgrammePublic,
@@ -52,10 +51,6 @@ ClaimReader = Annotated[
 ]
 
 
-def _share(s: LossShareIn) -> service.LossShare:
-    return service.LossShare(s.party, s.share, s.organization_id)
-
-
 @programmes_router.post("", status_code=201, response_model=ProgrammePublic)
 async def create_programme(
     body: ProgrammeCreate, principal: Guarantor, session: Session, response: Response
@@ -63,19 +58,7 @@ async def create_programme(
     """A guarantor opens a programme: eligibility, fee rate, and loss shares summing to 1."""
     if body.max_amount is not None and body.max_amount.currency != body.currency:
         raise service.field_error("max_amount.currency", f"the programme is in {body.currency}")
-    programme = await service.create_programme(
-        session,
-        principal,
-        service.ProgrammeTerms(
-            name=body.name,
-            currency=body.currency,
-            max_amount=body.max_amount.amount if body.max_amount else None,
-            clusters=[c.value for c in body.clusters],
-            green_only=body.green_only,
-            fee_rate=body.fee_rate,
-            loss_shares=[_share(s) for s in body.loss_shares],
-        ),
-    )
+    programme = await service.create_programme(session, principal, body.terms())
     response.headers["Location"] = f"/v1/guarantee-programmes/{programme.id}"
     return ProgrammePublic.of(programme)
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from qilian.kit.money import MINOR_UNITS, Money, MoneyModel, PaymentReference
 from services.api.organizations.models import Cluster
 from services.api.risk.models import Alert, GuaranteeProgramme, Party, RiskClaim
-from services.api.risk.service import PoolState, claim_json
+from services.api.risk.service import LossShare, PoolState, ProgrammeTerms, claim_json
 
 
 def _no_float(value: Any) -> Any:
@@ -71,6 +71,18 @@ class ProgrammeCreate(BaseModel):
         if value not in MINOR_UNITS:
             raise ValueError(f"unsupported currency {value!r}")
         return value
+
+    def terms(self) -> ProgrammeTerms:
+        """What :func:`services.api.risk.service.create_programme` takes."""
+        return ProgrammeTerms(
+            name=self.name,
+            currency=self.currency,
+            max_amount=self.max_amount.amount if self.max_amount else None,
+            clusters=[c.value for c in self.clusters],
+            green_only=self.green_only,
+            fee_rate=self.fee_rate,
+            loss_shares=[LossShare(s.party, s.share, s.organization_id) for s in self.loss_shares],
+        )
 
 
 class ProgrammePublic(BaseModel):

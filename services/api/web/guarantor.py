@@ -284,22 +284,7 @@ async def open_programme(request: Request, principal: GuarantorPage, session: Se
         )
     try:
         async with session.begin_nested():
-            created = await service.create_programme(
-                session,
-                principal,
-                service.ProgrammeTerms(
-                    name=body.name,
-                    currency=body.currency,
-                    max_amount=body.max_amount.amount if body.max_amount else None,
-                    clusters=[c.value for c in body.clusters],
-                    green_only=body.green_only,
-                    fee_rate=body.fee_rate,
-                    loss_shares=[
-                        service.LossShare(s.party, s.share, s.organization_id)
-                        for s in body.loss_shares
-                    ],
-                ),
-            )
+            created = await service.create_programme(session, principal, body.terms())
     except QilianError as exc:
         return await programmes_page(
             request, session, principal, values=values,
