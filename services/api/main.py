@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from qilian.kit.app import create_service_app
@@ -10,10 +13,16 @@ from qilian.kit.settings import Settings, get_settings
 from services.api import auth, web
 from services.api.financing import router as financing
 from services.api.invoices.router import router as invoices_router
-from services.api.receivables import lifecycle_router
+from services.api.receivables import lifecycle_router, signatures
 from services.api.receivables.router import router as receivables_router
 from services.api.risk import router as risk
 from services.api.webhooks.router import router as webhooks_router
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    signatures.preload()  # the signing libraries load while the api already answers
+    yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -31,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "broker": broker_check(settings),
             "chain": chain_check(settings),
         },
+        lifespan=_lifespan,
     )
     auth.install(app, settings)  # identity, directory, audit log, idempotency
     app.include_router(invoices_router)

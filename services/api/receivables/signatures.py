@@ -5,16 +5,19 @@ API recovers the signer and refuses any other address. The domain is the one ANC
 ``Qilian``, version ``1``, the chain id and the ``ReceivableAnchor`` address as
 ``verifyingContract``. The whole typed data (what ``GET /v1/receivables/{id}/confirmation-message``
 returns) is exactly what ``cast wallet verify --data`` takes.
+
+eth-account and eth-utils are imported on first use, not with the module: with py_ecc's pairing
+tables they were most of the api's import time, which a restarted api paid before it answered
+anything (docs/benchmarks.md). :func:`preload` imports them in a thread once the api serves.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from functools import cache
+from types import SimpleNamespace
 from typing import Any, Final
-
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_utils.address import to_checksum_address
 
 from services.api.receivables.models import Receivable
 
@@ -40,6 +43,26 @@ TYPES: Final[dict[str, list[dict[str, str]]]] = {
 }
 
 
+@cache
+def _eth() -> SimpleNamespace:
+    # seconds of import: off the startup path (see the module docstring)
+    from eth_account import Account
+    from eth_account.messages import encode_typed_data
+    from eth_utils.address import to_checksum_address
+
+    return SimpleNamespace(
+        Account=Account, encode_typed_data=encode_typed_data, checksum=to_checksum_address
+    )
+
+
+def preload() -> threading.Thread:
+    """Import the signing libraries in a daemon thread (the first signed confirmation then
+    waits for nothing); returns the thread."""
+    thread = threading.Thread(target=_eth, name="preload-eth-account", daemon=True)
+    thread.start()
+    return thread
+
+
 class InvalidSignature(ValueError):
     """Not a signature, or not one over this typed data."""
 
@@ -59,7 +82,7 @@ def typed_data(receivable: Receivable, domain: Domain) -> dict[str, Any]:
             "name": DOMAIN_NAME,
             "version": DOMAIN_VERSION,
             "chainId": domain.chain_id,
-            "verifyingContract": to_checksum_address(domain.verifying_contract),
+            "verifyingContract": _eth().checksum(domain.verifying_contract),
         },
         "message": {
             "receivableId": receivable.id,
@@ -75,23 +98,27 @@ def typed_data(receivable: Receivable, domain: Domain) -> dict[str, Any]:
 
 def sign(data: dict[str, Any], private_key: str) -> str:
     """A ``0x…`` 65-byte signature of the typed data by ``private_key``."""
-    signed = Account.sign_message(encode_typed_data(full_message=data), private_key)
+    eth = _eth()
+    signed = eth.Account.sign_message(eth.encode_typed_data(full_message=data), private_key)
     return "0x" + bytes(signed.signature).hex()
 
 
 def recover(data: dict[str, Any], signature: str) -> str:
     """The checksummed address that signed the typed data."""
+    eth = _eth()
     try:
         raw = bytes.fromhex(signature.removeprefix("0x"))
         if len(raw) != 65:
             raise InvalidSignature("a signature is 65 bytes (r, s, v)")
-        signer: str = Account.recover_message(encode_typed_data(full_message=data), signature=raw)
+        message = eth.encode_typed_data(full_message=data)
+        signer: str = eth.Account.recover_message(message, signature=raw)
     except InvalidSignature:
         raise
     except Exception as exc:  # eth-keys raises several types for a malformed signature
         raise InvalidSignature(f"not a valid signature: {type(exc).__name__}") from None
-    return to_checksum_address(signer)
+    return str(eth.checksum(signer))
 
 
 def address_of(private_key: str) -> str:
-    return to_checksum_address(Account.from_key(private_key).address)
+    eth = _eth()
+    return str(eth.checksum(eth.Account.from_key(private_key).address))

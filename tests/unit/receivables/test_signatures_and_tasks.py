@@ -4,6 +4,8 @@ overdue sweep's registration with the worker and beat."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from datetime import date
 from typing import Any
 
@@ -91,3 +93,19 @@ def test_the_overdue_sweep_is_a_worker_task_on_the_beat_schedule():
     assert "receivables.mark_overdue" in scheduled
     source = (REPO_ROOT / "services" / "api" / "receivables" / "tasks.py").read_text()
     assert '@task("receivables.mark_overdue")' in source
+
+
+def test_the_api_starts_without_the_signing_libraries_and_preloads_them():
+    """They were most of a restarted api's import time (bench/startup.py): loaded on first use
+    or by the thread the api starts once it serves."""
+    code = (
+        "import sys, services.api.main\n"
+        "assert 'eth_account' not in sys.modules, 'imported at start'\n"
+        "from services.api.receivables import signatures\n"
+        "signatures.preload().join(120)\n"
+        "assert 'eth_account' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
