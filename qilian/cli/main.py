@@ -21,7 +21,7 @@ import typer
 
 from qilian.cli import admin, risk, sign, upload, verify
 from qilian.kit import db, outbox
-from qilian.kit.anvil import Anvil, rpc_ready
+from qilian.kit.anvil import Anvil, StateKeeper, rpc_ready
 from qilian.kit.settings import REPO_ROOT, Settings, get_settings
 
 app = typer.Typer(
@@ -205,8 +205,10 @@ def up(
     supervisor = Supervisor()
     supervisor.install_signal_handlers()
     try:
-        chain = Anvil(port=rpc_port, state_file=var_dir / "chain" / "state.json")
-        supervisor.launch(Program("anvil", chain.command(), env, logs))
+        state = var_dir / "chain" / "state.json"
+        chain = Anvil(port=rpc_port, state_file=state)
+        supervisor.launch(Program("anvil", chain.command(), env, logs))  # repairs a torn state
+        StateKeeper(state).start()  # its last good copy, refreshed while anvil runs
         if not supervisor.wait_until(lambda: rpc_ready(settings.rpc_url), 60):
             raise typer.Exit(1)
         migrate_database(settings.database_url)

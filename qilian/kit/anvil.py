@@ -3,16 +3,29 @@
 Used by ``qilian up`` (persistent state under ``var/``) and by the test session (a throwaway chain
 on a free port). anvil is bound to 127.0.0.1 only; it is stopped with SIGTERM so that its
 ``--state`` file is written.
+
+anvil writes its state file in place: killed in the middle of a dump it leaves a torn JSON file,
+and refuses to start on it (``failed to parse json file``) — the chain would not come back at all
+(found by ``make chaos``, ``restart-anvil``). So anvil is launched through this module
+(``python -m qilian.kit.anvil --state FILE -- anvil …``): a whole state file is copied to
+``FILE.last-good`` first, a torn one is moved aside (``FILE.torn-<time>``) and the last good copy
+put in its place, and then the launcher becomes anvil (``exec``: same process, signals reach it).
+:class:`StateKeeper` refreshes the last good copy every few seconds while anvil runs. What the
+chain loses by going back to that copy, the ledger's reconciliations send again
+(docs/anchoring.md).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +82,94 @@ def rpc_ready(rpc_url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+# the state file ------------------------------------------------------------------------------
+
+
+def last_good(state_file: Path) -> Path:
+    return state_file.with_name(state_file.name + ".last-good")
+
+
+def _whole(data: bytes) -> bool:
+    try:
+        json.loads(data)
+    except ValueError:
+        return False
+    return True
+
+
+def keep_last_good(state_file: Path) -> bool:
+    """Copy the state file to its last good copy if it is whole JSON (a read that races a dump
+    sees a torn file and copies nothing); atomic. Whether it copied."""
+    try:
+        data = state_file.read_bytes()
+    except OSError:
+        return False
+    if not data or not _whole(data):
+        return False
+    target = last_good(state_file)
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, target)
+    return True
+
+
+def repair_state(state_file: Path) -> str | None:
+    """Before anvil starts: keep a whole state file's copy, or put the last good copy in place of
+    a torn one. What was done, when something was."""
+    if not state_file.exists() or keep_last_good(state_file):
+        return None
+    torn = state_file.with_name(f"{state_file.name}.torn-{int(time.time())}")
+    state_file.rename(torn)
+    good = last_good(state_file)
+    if good.exists():
+        shutil.copyfile(good, state_file)
+        return (
+            f"anvil state {state_file} was torn (kept as {torn.name}); restored its last good copy"
+        )
+    return f"anvil state {state_file} was torn (kept as {torn.name}); no good copy: a new chain"
+
+
+class StateKeeper(threading.Thread):
+    """Refreshes the state file's last good copy every ``interval`` seconds until stopped, or
+    until ``process`` (anvil) has ended."""
+
+    def __init__(
+        self,
+        state_file: Path,
+        interval: float = 5.0,
+        process: subprocess.Popen[bytes] | None = None,
+    ) -> None:
+        super().__init__(name="anvil-state-keeper", daemon=True)
+        self.state_file, self.interval, self.process = state_file, interval, process
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if self.process is not None and self.process.poll() is not None:
+                return
+            keep_last_good(self.state_file)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def launcher(state_file: Path) -> list[str]:
+    """The prefix that launches anvil through :func:`main` (state repaired, then exec)."""
+    return [sys.executable, "-m", "qilian.kit.anvil", "--state", str(state_file), "--"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``--state FILE -- anvil …``: repair the state file, then become anvil."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 4 or args[0] != "--state" or args[2] != "--":
+        raise SystemExit("usage: python -m qilian.kit.anvil --state FILE -- anvil [args…]")
+    done = repair_state(Path(args[1]))
+    if done:
+        print(done, file=sys.stderr, flush=True)
+    command = args[3:]
+    os.execv(command[0], command)  # noqa: S606 — becomes anvil: same pid, signals reach it
+
+
 @dataclass
 class Anvil:
     """One anvil process. ``state_file`` makes the chain survive restarts."""
@@ -79,6 +180,7 @@ class Anvil:
     block_time: float | None = None
     log_file: Path | None = None
     process: subprocess.Popen[bytes] | None = None
+    keeper: StateKeeper | None = None
 
     @property
     def rpc_url(self) -> str:
@@ -86,6 +188,7 @@ class Anvil:
 
     def command(self) -> list[str]:
         cmd = [
+            *(launcher(self.state_file) if self.state_file is not None else []),
             tool_path("anvil"),
             "--host",
             "127.0.0.1",
@@ -112,12 +215,17 @@ class Anvil:
             if self.process.poll() is not None:
                 raise RuntimeError(f"anvil exited with {self.process.returncode}")
             if rpc_ready(self.rpc_url):
+                if self.state_file is not None:
+                    self.keeper = StateKeeper(self.state_file, process=self.process)
+                    self.keeper.start()
                 return self
             time.sleep(0.1)
         self.stop()
         raise TimeoutError(f"anvil did not answer on {self.rpc_url} within {wait}s")
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.keeper is not None:
+            self.keeper.stop()
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
@@ -133,3 +241,7 @@ class Anvil:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+if __name__ == "__main__":
+    main()
