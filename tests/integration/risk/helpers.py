@@ -3,12 +3,14 @@ covered financings taken through the marketplace's public API up to funding and 
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 
 from qilian.kit import db
 from services.api.audit import service as audit
@@ -199,3 +201,19 @@ async def financing_of(http: httpx.AsyncClient, who: Party, financing_id: str) -
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def claim_paid_events(bank_id: str) -> dict[str, dict[str, Any]]:
+    """The ``risk_claim.paid`` webhook events queued for the bank's endpoints, by claim id."""
+    async with db.transaction() as session:
+        payloads = (
+            await session.execute(
+                text(
+                    "SELECT payload FROM platform.webhook_messages"
+                    " WHERE organization_id = :b AND event_type = 'risk_claim.paid'"
+                ),
+                {"b": bank_id},
+            )
+        ).scalars()
+        events = [json.loads(p)["data"] for p in payloads]
+    return {e["claim_id"]: e for e in events}

@@ -4,7 +4,6 @@ claim's state (409) or nothing at all (404); two concurrent payments pay once; a
 ``Idempotency-Key`` answers the same and pays once; the bank owed hears ``risk_claim.paid``."""
 
 import asyncio
-import json
 import uuid
 from typing import Any
 
@@ -16,6 +15,7 @@ from tests.integration.invoices.intake_helpers import Party, token
 from tests.integration.receivables.lifecycle_helpers import call
 from tests.integration.risk.helpers import (
     World,
+    claim_paid_events,
     financing_of,
     funded,
     programme,
@@ -162,22 +162,8 @@ async def test_the_re_guarantor_pays_its_own_share_and_the_bank_hears_of_it(http
     assert endpoint.status_code == 201, endpoint.text
     paid = await pay(http, world.reguarantor, theirs["id"], theirs["amount"]["amount"])
     assert paid.status_code == 200, paid.text
-    async with db.transaction() as session:
-        messages = (
-            await session.execute(
-                text(
-                    "SELECT payload FROM platform.webhook_messages "
-                    "WHERE organization_id = :b AND event_type = 'risk_claim.paid'"
-                ),
-                {"b": world.banks[0].org.id},
-            )
-        ).all()
     # the pool's claim, paid at the default if the pool had the money, is heard of too
-    [data] = [
-        d
-        for d in (json.loads(m.payload)["data"] for m in messages)
-        if d["claim_id"] == theirs["id"]
-    ]
+    data = (await claim_paid_events(world.banks[0].org.id))[theirs["id"]]
     assert data["claim_id"] == theirs["id"]
     assert data["organization_id"] == world.reguarantor.org.id
     assert data["amount"] == theirs["amount"]

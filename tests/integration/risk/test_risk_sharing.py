@@ -3,7 +3,6 @@ request, what banks see when pricing, the cover attached at acceptance with its 
 the claims of covered defaults computed against an independent calculation (``Fraction``), the
 pool paying, queueing and paying later in order."""
 
-import json
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -24,6 +23,7 @@ from tests.integration.financing.market import (
 from tests.integration.receivables.lifecycle_helpers import call
 from tests.integration.risk.helpers import (
     World,
+    claim_paid_events,
     create_programme,
     financing_of,
     funded,
@@ -302,17 +302,7 @@ async def test_a_short_pool_queues_claims_and_pays_them_in_order_when_topped_up(
     assert topped["pool"]["balance"] == {"amount": "0.00", "currency": "GBP"}
     assert topped["pool"]["queued_claims"] == 0
     # the bank hears of each payment by the pool (no reference: nobody typed one)
-    async with db.transaction() as session:
-        heard = (
-            await session.execute(
-                text(
-                    "SELECT payload FROM platform.webhook_messages"
-                    " WHERE organization_id = :b AND event_type = 'risk_claim.paid'"
-                ),
-                {"b": world.banks[0].org.id},
-            )
-        ).scalars()
-        paid_events = {e["claim_id"]: e for e in (json.loads(p)["data"] for p in heard)}
+    paid_events = await claim_paid_events(world.banks[0].org.id)
     assert paid_events[one["id"]]["amount"] == {"amount": "450.00", "currency": "GBP"}
     assert paid_events[two["id"]]["party"] == "pool"
     assert paid_events[two["id"]]["reference"] is None
