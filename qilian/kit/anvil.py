@@ -107,7 +107,8 @@ def keep_last_good(state_file: Path) -> bool:
     if not data or not _whole(data):
         return False
     target = last_good(state_file)
-    partial = target.with_name(target.name + ".partial")
+    # a name of its own: the launcher and a keeper thread may copy at the same moment
+    partial = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.partial")
     partial.write_bytes(data)
     os.replace(partial, target)
     return True
