@@ -243,6 +243,13 @@ class LedgerEntry(SQLModel, table=True):
         CheckConstraint(one_of("kind", EntryKind), name="entry_kind_known"),
         UniqueConstraint("seq", name="uq_risk_ledger_entries_seq"),
         Index("ix_risk_ledger_entries_financing", "financing_id"),
+        # a claim is paid once, by the pool or by its guarantor: the database holds it too
+        Index(
+            "uq_risk_ledger_entries_claim_payment",
+            "claim_id",
+            unique=True,
+            postgresql_where=text("kind IN ('claim_paid', 'guarantor_payment')"),
+        ),
         {"schema": "platform"},
     )
 

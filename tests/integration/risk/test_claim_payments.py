@@ -8,9 +8,13 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from qilian.kit import db
+from services.api.risk import ledger
+from services.api.risk.models import EntryKind
 from tests.integration.invoices.intake_helpers import Party, token
 from tests.integration.receivables.lifecycle_helpers import call
 from tests.integration.risk.helpers import (
@@ -252,6 +256,24 @@ async def test_two_concurrent_payments_of_a_claim_pay_it_once(http, world):
     assert sorted(a.status_code for a in answers) == [200, 409], [a.text for a in answers]
     assert len({r[0] for r in await payment_entries(mine)}) == 1
     assert (await verify(http, world))["ok"] is True
+
+    # the database holds it too: a second payment entry for the claim, posted past the service
+    # (as a bug would), is refused by the unique index on the claim's payment entries
+    guarantor = world.guarantor.org.id
+    with pytest.raises(IntegrityError, match="uq_risk_ledger_entries_claim_payment"):
+        async with db.transaction() as session:
+            await ledger.post(
+                session,
+                EntryKind.guarantor_payment,
+                CURRENCY,
+                [
+                    ledger.debit(ledger.claims_payable("guarantor", guarantor, CURRENCY), 1),
+                    ledger.credit(ledger.guarantor_payments(guarantor, CURRENCY), 1),
+                ],
+                actor=guarantor,
+                claim_id=mine,
+            )
+    assert len({r[0] for r in await payment_entries(mine)}) == 1
 
 
 async def test_a_replay_with_the_same_idempotency_key_answers_the_same_and_pays_once(http, world):
